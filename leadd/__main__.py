@@ -1,0 +1,5 @@
+import sys
+
+from leadd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,43 @@
+"""The aiohttp application: middlewares, routes and shared context."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from leadd.api import health, leads, searches
+from leadd.api.context import CONTEXT, ApiContext
+from leadd.api.middleware import (
+    auth_middleware,
+    cors_preflight_middleware,
+    request_id_middleware,
+    response_headers,
+)
+from leadd.api.problems import MAX_BODY_KEY, problem_middleware
+
+__all__ = ["MAX_BODY_BYTES", "make_app"]
+
+# The largest valid body (a search with a 2,000-character profile) is far
+# below this; anything bigger gets 413 before it is parsed.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def make_app(context: ApiContext) -> web.Application:
+    token = context.settings.api_token.get_secret_value() if context.settings.api_token else None
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        # Outermost first: the request id exists before any error is
+        # rendered, and preflights pass before the token check.
+        middlewares=[
+            request_id_middleware,
+            problem_middleware,
+            cors_preflight_middleware(context.settings.cors_origins),
+            auth_middleware(token),
+        ],
+    )
+    app[CONTEXT] = context
+    app[MAX_BODY_KEY] = MAX_BODY_BYTES
+    app.on_response_prepare.append(response_headers(context.settings.cors_origins))
+    app.add_routes(health.routes)
+    app.add_routes(searches.routes)
+    app.add_routes(leads.routes)
+    return app

@@ -1,0 +1,105 @@
+"""Lead lists as CSV, streamed in chunks so a large export holds little memory."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from leadd.store import LeadQuery, Store
+
+__all__ = ["CSV_COLUMNS", "stream_leads_csv", "wants_csv"]
+
+_CHUNK_ROWS = 500
+
+# (header, how to read it from a lead as the API renders it)
+CSV_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+    ("id", lambda lead: lead["id"]),
+    ("source", lambda lead: lead["source"]),
+    ("place_id", lambda lead: lead["place_id"]),
+    ("name", lambda lead: lead["name"]),
+    ("address", lambda lead: lead["address"]),
+    ("latitude", lambda lead: (lead["location"] or {}).get("latitude")),
+    ("longitude", lambda lead: (lead["location"] or {}).get("longitude")),
+    ("primary_type", lambda lead: lead["primary_type"]),
+    ("types", lambda lead: ";".join(lead["types"])),
+    ("business_status", lambda lead: lead["business_status"]),
+    ("phone", lambda lead: lead["phone"]),
+    ("phone_display", lambda lead: lead["phone_display"]),
+    ("website", lambda lead: lead["website"]),
+    ("website_domain", lambda lead: lead["website_domain"]),
+    ("rating", lambda lead: lead["rating"]),
+    ("user_rating_count", lambda lead: lead["user_rating_count"]),
+    ("maps_url", lambda lead: lead["maps_url"]),
+    ("status", lambda lead: lead["status"]),
+    ("notes", lambda lead: lead["notes"]),
+    ("tags", lambda lead: ";".join(lead["tags"])),
+    ("first_seen_at", lambda lead: lead["first_seen_at"]),
+    ("last_seen_at", lambda lead: lead["last_seen_at"]),
+    ("content_expired", lambda lead: "true" if lead["content_expired"] else "false"),
+    ("attribution", lambda lead: lead["attribution"]),
+]
+
+# Columns whose text comes from businesses or users: a leading = + - @ would
+# make a spreadsheet run it as a formula, so such a cell gets a leading '.
+_FREE_TEXT = {"name", "address", "website", "notes", "tags", "types", "primary_type", "business_status"}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def wants_csv(request: web.Request, format_param: str | None) -> bool:
+    if format_param is not None:
+        return format_param == "csv"
+    accept = request.headers.get("Accept", "")
+    return "text/csv" in accept and "application/json" not in accept
+
+
+def _cell(column: str, value: Any) -> Any:
+    if value is None:
+        return ""
+    if column in _FREE_TEXT and isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+async def stream_leads_csv(
+    request: web.Request, store: Store, query: LeadQuery, filename: str, export_all: bool
+) -> web.StreamResponse:
+    """Write the leads matching ``query`` as CSV with a header row.
+
+    With ``export_all`` the query's limit and offset are ignored and every
+    matching lead is written.
+    """
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8; header=present",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        }
+    )
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([header for header, _ in CSV_COLUMNS])
+
+    remaining = None if export_all else query.limit
+    offset = 0 if export_all else query.offset
+    while remaining is None or remaining > 0:
+        size = _CHUNK_ROWS if remaining is None else min(_CHUNK_ROWS, remaining)
+        leads, _ = await store.list_leads(replace(query, limit=size, offset=offset))
+        for lead in leads:
+            writer.writerow([_cell(header, read(lead)) for header, read in CSV_COLUMNS])
+        await response.write(buffer.getvalue().encode("utf-8"))
+        buffer.seek(0)
+        buffer.truncate()
+        offset += len(leads)
+        if remaining is not None:
+            remaining -= len(leads)
+        if len(leads) < size:
+            break
+    await response.write_eof()
+    return response

@@ -1,0 +1,81 @@
+"""Health endpoints: /health for load balancers, /health/detailed for operators."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sqlite3
+import time
+from datetime import UTC, datetime
+from importlib import resources
+
+from aiohttp import web
+
+from leadd.api.context import CONTEXT
+from leadd.store import StoreError
+
+__all__ = ["routes"]
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+# Modules imported only when first needed; /health/detailed checks that they
+# are installed without importing them.
+_LAZY_MODULES = ("googlemaps", "phonenumbers", "openai", "osmium")
+
+
+def _timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    return web.json_response({"ok": True, "timestamp": _timestamp(), "version": context.version})
+
+
+@routes.get("/health/detailed")
+async def health_detailed(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    usable = True
+
+    try:
+        await context.store.check_readable()
+        database = "ok"
+    except (StoreError, sqlite3.Error) as exc:
+        log.error("database check failed: %s", exc, extra={"event": "health_database_error"})
+        database = "error"
+        usable = False
+
+    missing = [name for name in _LAZY_MODULES if importlib.util.find_spec(name) is None]
+    dependencies: dict[str, str] = {
+        "database": database,
+        "python_modules": "ok" if not missing else "error",
+    }
+    dependencies.update(context.providers.dependency_states())
+    for check in context.dependency_checks:
+        name, state, ok = await check()
+        dependencies[name] = state
+        usable = usable and ok
+    if missing:
+        usable = False
+
+    body = {
+        "api": "ok" if usable else "degraded",
+        "timestamp": _timestamp(),
+        "version": context.version,
+        "uptime_s": round(time.monotonic() - context.started_at, 3),
+        "dependencies": dependencies,
+        "default_provider": context.settings.default_provider.value,
+        "queue": context.jobs.queue_state(),
+    }
+    if missing:
+        body["missing_modules"] = missing
+    return web.json_response(body, status=200 if usable else 503)
+
+
+@routes.get("/openapi.yaml")
+async def openapi(request: web.Request) -> web.Response:
+    text = resources.files("leadd.api").joinpath("openapi.yaml").read_text("utf-8")
+    return web.Response(text=text, content_type="application/yaml")

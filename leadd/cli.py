@@ -1,0 +1,108 @@
+"""Command line: ``leadd serve``, ``leadd check-config``, ``leadd version``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from leadd import __version__
+from leadd.config import EX_CONFIG, ConfigError, ConfigProblem, Settings, load_settings, unknown_variables
+from leadd.logging import setup_logging
+
+__all__ = ["main"]
+
+log = logging.getLogger("leadd")
+
+
+def _env_file(args: argparse.Namespace) -> Path | None:
+    """Return the .env file to read: --env-file, else LEADD_ENV_FILE, else ./.env."""
+    if args.env_file:
+        return Path(args.env_file)
+    if os.environ.get("LEADD_ENV_FILE"):
+        return Path(os.environ["LEADD_ENV_FILE"])
+    return Path(".env")
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    env_file = _env_file(args)
+    if args.env_file and not env_file.is_file():
+        raise ConfigError([ConfigProblem("--env-file", f"{env_file} does not exist")])
+    return load_settings(env_file=env_file if env_file.is_file() else None)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        # Same JSON lines as a running daemon, so journald shows them alike.
+        setup_logging("info")
+        for problem in exc.problems:
+            log.error(
+                "invalid configuration: %s",
+                problem,
+                extra={"event": "config_invalid", "variable": problem.variable},
+            )
+        log.error(
+            "not starting: fix the variables above (leadd check-config lists them)",
+            extra={"event": "startup_failed", "exit_status": EX_CONFIG},
+        )
+        return EX_CONFIG
+
+    redactor = setup_logging(settings.log_level.value, settings.log_file, settings.secret_values())
+    for warning in unknown_variables():
+        log.warning(warning, extra={"event": "config_unknown_variable"})
+
+    from leadd.daemon import Daemon
+
+    return asyncio.run(Daemon(settings, redactor).run())
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EX_CONFIG
+    width = max(len(name) for name, _ in settings.describe())
+    for name, shown in settings.describe():
+        print(f"{name.ljust(width)}  {shown}")
+    for warning in unknown_variables():
+        print(f"warning: {warning}", file=sys.stderr)
+    print("configuration is valid")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"leadd {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leadd", description="Lead-generation daemon.")
+    parser.add_argument("--version", action="version", version=f"leadd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the daemon in the foreground")
+    check = commands.add_parser("check-config", help="validate the configuration and print each setting")
+    for command in (serve, check):
+        command.add_argument(
+            "--env-file",
+            metavar="PATH",
+            help="read variables from this file (default: LEADD_ENV_FILE, else ./.env when present); "
+            "the environment wins over the file",
+        )
+    serve.set_defaults(handler=cmd_serve)
+    check.set_defaults(handler=cmd_check_config)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(handler=cmd_version)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))

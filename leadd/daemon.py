@@ -1,0 +1,176 @@
+"""The daemon's lifecycle, in one place and in order.
+
+Start: store (open, migrate) -> upstream providers -> search workers -> bind
+-> ready. Stop: stop accepting -> let in-flight requests finish within
+LEADD_SHUTDOWN_TIMEOUT_S -> stop workers (their searches stay resumable) ->
+close upstream clients -> close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+from aiohttp import web
+
+from leadd import __version__
+from leadd.api.app import make_app
+from leadd.api.context import ApiContext
+from leadd.config import Settings
+from leadd.jobs import JobManager
+from leadd.jobs.runner import SearchRunner
+from leadd.logging import JsonAccessLogger, Redactor
+from leadd.providers import Providers
+from leadd.store import Store, StoreError
+
+__all__ = ["Daemon", "StartupError"]
+
+log = logging.getLogger(__name__)
+
+# How often the retention purge of Google content runs.
+_PURGE_INTERVAL_S = 3600.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says what failed and what to check."""
+
+
+class Daemon:
+    def __init__(self, settings: Settings, redactor: Redactor) -> None:
+        self.settings = settings
+        self.redactor = redactor
+        self.store: Store | None = None
+        self.providers: Providers | None = None
+        self.jobs: JobManager | None = None
+        self.context: ApiContext | None = None
+        self._runner: web.AppRunner | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+        # Start-up stages call these so systemd integration can hook in.
+        self.on_progress: list[Callable[[str], None]] = []
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Start, serve until SIGTERM or SIGINT, stop; return the exit status."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        try:
+            await self.start()
+        except StartupError as exc:
+            log.error("start-up failed: %s", exc, extra={"event": "startup_failed"})
+            await self.stop()
+            return 1
+        await self._stop.wait()
+        await self.stop()
+        return 0
+
+    async def start(self) -> None:
+        settings = self.settings
+        self._progress("opening store")
+        self.store = Store(settings.database_path)
+        try:
+            await self.store.open(on_migration=lambda version, name: self._progress(f"migrating store to {version:04d}_{name}"))
+        except StoreError as exc:
+            raise StartupError(f"{exc}; check LEADD_STATE_DIR and the file's owner") from exc
+
+        self._progress("starting providers")
+        self.providers = await Providers.start(settings)
+        self.jobs = JobManager(self.store, settings.max_concurrent_searches)
+        runner = SearchRunner(self.store, self.providers, self.redactor, self.jobs.is_cancelled)
+        self.jobs.attach(runner)
+        self.context = ApiContext(
+            settings=settings, store=self.store, jobs=self.jobs, providers=self.providers, version=__version__
+        )
+
+        self._progress("starting workers")
+        await self.jobs.start()
+
+        self._progress("binding")
+        await self._bind()
+        self._background.append(asyncio.create_task(self._purge_loop(), name="leadd-purge"))
+        log.info(
+            "leadd %s serving on http://%s:%d",
+            __version__,
+            settings.host,
+            settings.port,
+            extra={
+                "event": "daemon_ready",
+                "version": __version__,
+                "host": settings.host,
+                "port": settings.port,
+                "default_provider": settings.default_provider.value,
+                "providers": self.providers.configured(),
+                "dependencies": self.providers.dependency_states(),
+                "auth": "token" if settings.api_token else "none (loopback only)",
+                "database": str(settings.database_path),
+                "schema_version": self.store.db.schema_version,
+            },
+        )
+
+    async def _bind(self) -> None:
+        assert self.context is not None
+        app = make_app(self.context)
+        self._runner = web.AppRunner(
+            app,
+            access_log_class=JsonAccessLogger,
+            access_log=logging.getLogger("leadd.access"),
+            shutdown_timeout=self.settings.shutdown_timeout_s,
+            handle_signals=False,
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot bind {self.settings.host}:{self.settings.port}: {exc.strerror}; "
+                "is another leadd running? Set LEADD_HOST or LEADD_PORT"
+            ) from exc
+
+    async def stop(self) -> None:
+        log.info("stopping", extra={"event": "daemon_stopping"})
+        self._progress("stopping")
+        if self._runner is not None:
+            # Stops listening, then waits for in-flight requests up to the shutdown timeout.
+            await self._runner.cleanup()
+            self._runner = None
+        if self.jobs is not None:
+            await self.jobs.stop()
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background = []
+        if self.providers is not None:
+            await self.providers.close()
+        if self.store is not None:
+            await self.store.close()
+        log.info("stopped", extra={"event": "daemon_stopped"})
+
+    def _progress(self, stage: str) -> None:
+        for hook in self.on_progress:
+            hook(stage)
+
+    async def _purge_loop(self) -> None:
+        assert self.store is not None
+        while True:
+            try:
+                purged = await self.store.purge_google_content(self.settings.google_content_ttl_days)
+            except Exception as exc:  # the loop must survive a failed round
+                log.error("retention purge failed: %s", exc, extra={"event": "purge_failed"})
+            else:
+                if purged:
+                    log.info(
+                        "purged Google content of %d leads older than %d days",
+                        purged,
+                        self.settings.google_content_ttl_days,
+                        extra={"event": "google_content_purged", "leads": purged},
+                    )
+            await asyncio.sleep(_PURGE_INTERVAL_S)

@@ -1,0 +1,285 @@
+"""Leads in SQLite: upserts from search pages, filtered lists, user edits and the retention purge."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from leadd.providers.base import Page, Place
+from leadd.store.normalize import phone_e164, website_domain
+
+__all__ = [
+    "ATTRIBUTIONS",
+    "GOOGLE_CONTENT_COLUMNS",
+    "LEAD_SORTS",
+    "LeadQuery",
+    "lead_to_json",
+    "record_page",
+]
+
+# Shown with every lead, as each source's terms require.
+ATTRIBUTIONS = {
+    "google": "Google Maps",
+    "osm": "© OpenStreetMap contributors",
+}
+
+# Place content Google allows to keep only briefly; the purge clears these
+# and keeps the place id, the timestamps and everything the user added.
+GOOGLE_CONTENT_COLUMNS = (
+    "name",
+    "address",
+    "latitude",
+    "longitude",
+    "primary_type",
+    "types",
+    "business_status",
+    "maps_url",
+    "phone",
+    "phone_display",
+    "website",
+    "website_domain",
+    "rating",
+    "user_rating_count",
+)
+
+# sort parameter -> ORDER BY; every order ends with the id so pages are stable.
+LEAD_SORTS = {
+    "-last_seen_at": "leads.last_seen_at DESC, leads.id DESC",
+    "last_seen_at": "leads.last_seen_at ASC, leads.id ASC",
+    "-first_seen_at": "leads.first_seen_at DESC, leads.id DESC",
+    "first_seen_at": "leads.first_seen_at ASC, leads.id ASC",
+    "name": "leads.name IS NULL, leads.name COLLATE NOCASE ASC, leads.id ASC",
+    "-name": "leads.name IS NULL, leads.name COLLATE NOCASE DESC, leads.id DESC",
+    "-rating": "leads.rating IS NULL, leads.rating DESC, leads.user_rating_count DESC, leads.id ASC",
+    "rating": "leads.rating IS NULL, leads.rating ASC, leads.id ASC",
+    "position": "search_leads.position ASC, leads.id ASC",
+}
+
+_UPSERT = """
+INSERT INTO leads (
+    source, place_id, name, address, latitude, longitude, primary_type, types,
+    business_status, maps_url, phone, phone_display, website, website_domain,
+    rating, user_rating_count, content_fetched_at, first_seen_at, last_seen_at
+) VALUES (
+    :source, :place_id, :name, :address, :latitude, :longitude, :primary_type, :types,
+    :business_status, :maps_url, :phone, :phone_display, :website, :website_domain,
+    :rating, :user_rating_count, :now, :now, :now
+)
+ON CONFLICT (source, place_id) DO UPDATE SET
+    name = COALESCE(excluded.name, leads.name),
+    address = COALESCE(excluded.address, leads.address),
+    latitude = COALESCE(excluded.latitude, leads.latitude),
+    longitude = COALESCE(excluded.longitude, leads.longitude),
+    primary_type = COALESCE(excluded.primary_type, leads.primary_type),
+    types = COALESCE(excluded.types, leads.types),
+    business_status = COALESCE(excluded.business_status, leads.business_status),
+    maps_url = COALESCE(excluded.maps_url, leads.maps_url),
+    phone = COALESCE(excluded.phone, leads.phone),
+    phone_display = COALESCE(excluded.phone_display, leads.phone_display),
+    website = COALESCE(excluded.website, leads.website),
+    website_domain = COALESCE(excluded.website_domain, leads.website_domain),
+    rating = COALESCE(excluded.rating, leads.rating),
+    user_rating_count = COALESCE(excluded.user_rating_count, leads.user_rating_count),
+    content_fetched_at = excluded.content_fetched_at,
+    content_purged_at = NULL,
+    last_seen_at = excluded.last_seen_at
+RETURNING id
+"""
+
+
+def _place_row(place: Place, region: str | None, now: str) -> dict[str, Any]:
+    return {
+        "source": place.source,
+        "place_id": place.place_id,
+        "name": place.name,
+        "address": place.address,
+        "latitude": place.latitude,
+        "longitude": place.longitude,
+        "primary_type": place.primary_type,
+        "types": json.dumps(place.types) if place.types else None,
+        "business_status": place.business_status,
+        "maps_url": place.maps_url,
+        "phone": phone_e164(place.phone_international, place.phone_national, region),
+        "phone_display": place.phone_international or place.phone_national,
+        "website": place.website,
+        "website_domain": website_domain(place.website),
+        "rating": place.rating,
+        "user_rating_count": place.user_rating_count,
+        "now": now,
+    }
+
+
+def upsert_place(conn: sqlite3.Connection, place: Place, region: str | None, now: str) -> int:
+    """Insert or refresh one place by (source, place id); return the lead id."""
+    return conn.execute(_UPSERT, _place_row(place, region, now)).fetchone()[0]
+
+
+def record_page(
+    conn: sqlite3.Connection,
+    search_id: str,
+    page: Page,
+    kept: Iterable[Place],
+    region: str | None,
+    now: str,
+) -> int:
+    """Store a page's kept places, link them to the search and save its progress.
+
+    Runs in one transaction with the checkpoint, so a crash leaves either the
+    whole page and its checkpoint or neither. Returns leads linked so far.
+    """
+    next_position = conn.execute(
+        "SELECT COALESCE(MAX(position), 0) FROM search_leads WHERE search_id = ?", (search_id,)
+    ).fetchone()[0]
+    for place in kept:
+        lead_id = upsert_place(conn, place, region, now)
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO search_leads (search_id, lead_id, position, found_at) VALUES (?, ?, ?, ?)",
+            (search_id, lead_id, next_position + 1, now),
+        )
+        next_position += cursor.rowcount
+    stored = conn.execute("SELECT COUNT(*) FROM search_leads WHERE search_id = ?", (search_id,)).fetchone()[0]
+    conn.execute(
+        "UPDATE searches SET pages_fetched = ?, places_found = ?, leads_stored = ?, checkpoint = ?,"
+        " updated_at = ? WHERE id = ?",
+        (
+            page.pages_seen,
+            page.places_seen,
+            stored,
+            json.dumps(page.checkpoint) if page.checkpoint is not None else None,
+            now,
+            search_id,
+        ),
+    )
+    return stored
+
+
+@dataclass
+class LeadQuery:
+    """Filters, order and page of a lead list; the API validates the values."""
+
+    search_id: str | None = None
+    source: str | None = None
+    text: str | None = None
+    has_phone: bool | None = None
+    has_website: bool | None = None
+    min_rating: float | None = None
+    status: str | None = None
+    sort: str = "-last_seen_at"
+    limit: int = 100
+    offset: int = 0
+    extra_where: list[str] = field(default_factory=list)
+    extra_params: list[Any] = field(default_factory=list)
+
+    def where(self) -> tuple[str, str, list[Any]]:
+        """Return (join, where, params) for this query."""
+        join = ""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.search_id is not None:
+            join = "JOIN search_leads ON search_leads.lead_id = leads.id AND search_leads.search_id = ?"
+            params.append(self.search_id)
+        if self.source is not None:
+            clauses.append("leads.source = ?")
+            params.append(self.source)
+        if self.text:
+            clauses.append("(leads.name LIKE ? ESCAPE '\\' OR leads.address LIKE ? ESCAPE '\\')")
+            pattern = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            params += [pattern, pattern]
+        if self.has_phone is not None:
+            clauses.append("leads.phone IS NOT NULL" if self.has_phone else "leads.phone IS NULL")
+        if self.has_website is not None:
+            clauses.append("leads.website IS NOT NULL" if self.has_website else "leads.website IS NULL")
+        if self.min_rating is not None:
+            clauses.append("leads.rating >= ?")
+            params.append(self.min_rating)
+        if self.status is not None:
+            clauses.append("leads.status = ?")
+            params.append(self.status)
+        clauses += self.extra_where
+        params += self.extra_params
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return join, where, params
+
+
+_LEAD_COLUMNS = (
+    "leads.*, (SELECT json_group_array(search_id) FROM search_leads AS links"
+    " WHERE links.lead_id = leads.id) AS search_ids"
+)
+
+
+def list_leads(conn: sqlite3.Connection, query: LeadQuery) -> tuple[list[sqlite3.Row], int]:
+    join, where, params = query.where()
+    total = conn.execute(f"SELECT COUNT(*) FROM leads {join} {where}", params).fetchone()[0]
+    rows = conn.execute(
+        f"SELECT {_LEAD_COLUMNS} FROM leads {join} {where} ORDER BY {LEAD_SORTS[query.sort]} LIMIT ? OFFSET ?",
+        [*params, query.limit, query.offset],
+    ).fetchall()
+    return rows, total
+
+
+def get_lead(conn: sqlite3.Connection, lead_id: int) -> sqlite3.Row | None:
+    return conn.execute(f"SELECT {_LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,)).fetchone()
+
+
+def update_lead(conn: sqlite3.Connection, lead_id: int, changes: dict[str, Any]) -> sqlite3.Row | None:
+    """Apply user edits (status, notes, tags) and return the lead, or None when it does not exist."""
+    allowed = {"status", "notes", "tags"}
+    assignments = []
+    params: list[Any] = []
+    for column, value in changes.items():
+        if column not in allowed:
+            raise ValueError(f"{column} is not a user-editable lead field")
+        assignments.append(f"{column} = ?")
+        params.append(json.dumps(value) if column == "tags" else value)
+    if assignments:
+        conn.execute(f"UPDATE leads SET {', '.join(assignments)} WHERE id = ?", [*params, lead_id])
+    return get_lead(conn, lead_id)
+
+
+def purge_google_content(conn: sqlite3.Connection, fetched_before: str, now: str) -> int:
+    """Clear Google content fetched before ``fetched_before``; return the number of leads purged."""
+    assignments = ", ".join(f"{column} = NULL" for column in GOOGLE_CONTENT_COLUMNS)
+    cursor = conn.execute(
+        f"UPDATE leads SET {assignments}, content_purged_at = ?"
+        " WHERE source = 'google' AND content_purged_at IS NULL AND content_fetched_at < ?",
+        (now, fetched_before),
+    )
+    conn.execute("DELETE FROM geocode_cache WHERE provider = 'google' AND fetched_at < ?", (fetched_before,))
+    return cursor.rowcount
+
+
+def lead_to_json(row: sqlite3.Row) -> dict[str, Any]:
+    """Render a lead row as the API shows it."""
+    location = None
+    if row["latitude"] is not None and row["longitude"] is not None:
+        location = {"latitude": row["latitude"], "longitude": row["longitude"]}
+    keys = row.keys()
+    return {
+        "id": row["id"],
+        "source": row["source"],
+        "place_id": row["place_id"],
+        "name": row["name"],
+        "address": row["address"],
+        "location": location,
+        "primary_type": row["primary_type"],
+        "types": json.loads(row["types"]) if row["types"] else [],
+        "business_status": row["business_status"],
+        "maps_url": row["maps_url"],
+        "phone": row["phone"],
+        "phone_display": row["phone_display"],
+        "website": row["website"],
+        "website_domain": row["website_domain"],
+        "rating": row["rating"],
+        "user_rating_count": row["user_rating_count"],
+        "first_seen_at": row["first_seen_at"],
+        "last_seen_at": row["last_seen_at"],
+        "content_expired": row["content_purged_at"] is not None,
+        "status": row["status"],
+        "notes": row["notes"],
+        "tags": json.loads(row["tags"] or "[]"),
+        "search_ids": json.loads(row["search_ids"]) if "search_ids" in keys and row["search_ids"] else [],
+        "attribution": ATTRIBUTIONS.get(row["source"]),
+    }
