@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
+from openapi_core.deserializing.media_types.util import json_loads
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
 __all__ = ["ApiClient", "DaemonProcess", "assert_no_secrets", "free_port", "wait_for"]
@@ -55,7 +56,8 @@ def assert_no_secrets(texts: Iterable[str], secrets: Iterable[str]) -> None:
 
 @lru_cache(maxsize=1)
 def _openapi() -> OpenAPI:
-    return OpenAPI.from_file_path(str(OPENAPI_PATH))
+    config = Config(extra_media_type_deserializers={"application/problem+json": json_loads})
+    return OpenAPI.from_file_path(str(OPENAPI_PATH), config=config)
 
 
 class ApiClient:
@@ -81,6 +83,10 @@ class ApiClient:
         assert "X-Request-ID" in response.headers, f"no X-Request-ID on {response.request.method} {response.url}"
         if response.status_code >= 400:
             assert response.headers["Content-Type"].startswith("application/problem+json"), response.text
+        if response.status_code == 405 or response.request.method == "OPTIONS":
+            return  # methods outside the API have no operation in the document
+        if response.status_code == 404 and response.json().get("code") == "not_found":
+            return  # neither have paths outside it
         openapi_request = RequestsOpenAPIRequest(response.request)
         openapi_response = RequestsOpenAPIResponse(response)
         # Only the response is checked: tests send invalid requests on purpose.
