@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from leadd.api import health, leads, searches
+from leadd.api import health, leads, locations, searches
 from leadd.api.context import CONTEXT, ApiContext
 from leadd.api.middleware import (
     auth_middleware,
@@ -40,4 +40,5 @@ def make_app(context: ApiContext) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(searches.routes)
     app.add_routes(leads.routes)
+    app.add_routes(locations.routes)
     return app

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from leadd.providers.errors import ProviderNotConfigured
+from leadd.providers.errors import ProviderNotConfigured, UpstreamError
 
 __all__ = ["PROBLEM_CONTENT_TYPE", "Problem", "problem_middleware", "problem_response"]
 
@@ -101,6 +101,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except Problem as problem:
         return problem_response(problem, request_id)
+    except UpstreamError as exc:
+        # An upstream call made while answering (geocoding) failed after its retries.
+        return problem_response(
+            Problem(502, exc.user_message, code=exc.code, upstream=exc.upstream),
+            request_id,
+        )
     except ProviderNotConfigured as exc:
         return problem_response(
             Problem(503, str(exc), code="provider_not_configured", provider=exc.provider),

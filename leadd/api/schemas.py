@@ -81,19 +81,23 @@ class LeadPatch(BaseModel):
     tags: list[Tag] | None = Field(None, max_length=20)
 
 
-class _QueryParams(BaseModel):
+class QueryParams(BaseModel):
+    """Query parameters: unknown ones are rejected, so a typo does not pass silently."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+
+class _Page(QueryParams):
     limit: int = Field(100, ge=1, le=500)
     offset: int = Field(0, ge=0)
 
 
-class SearchListParams(_QueryParams):
+class SearchListParams(_Page):
     limit: int = Field(50, ge=1, le=500)
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None
 
 
-class LeadListParams(_QueryParams):
+class LeadListParams(_Page):
     sort: Literal[tuple(LEAD_SORTS)] | None = None  # type: ignore[valid-type]
     source: Literal["google", "osm"] | None = None
     q: str | None = Field(None, min_length=1, max_length=200)

@@ -10,10 +10,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from leadd.jobs.areas import AreaResolver, location_not_found
 from leadd.logging import Redactor, search_id_var
 from leadd.providers import Providers
 from leadd.providers.base import Area, Place, SearchSpec
-from leadd.providers.errors import PermanentUpstreamError, ProviderNotConfigured, UpstreamError
+from leadd.providers.errors import ProviderNotConfigured, UpstreamError
 from leadd.store import Store
 
 __all__ = ["MAX_ATTEMPTS", "SearchRunner"]
@@ -52,11 +53,6 @@ def matches(place: Place, spec: SearchSpec) -> bool:
     return True
 
 
-def _area_key(spec: SearchSpec) -> str:
-    text = " ".join(spec.location.lower().split()) if spec.location else ""
-    return f"{text}|{spec.region or ''}|{spec.language or ''}"
-
-
 class SearchRunner:
     """Runs searches; ``is_cancelled(id)`` tells a user's cancel from a shutdown."""
 
@@ -71,6 +67,7 @@ class SearchRunner:
         self._providers = providers
         self._redact = redactor
         self._is_cancelled = is_cancelled
+        self._areas = AreaResolver(store, providers)
         self.after_search: list[AfterSearch] = []
         self.last_error: str | None = None
 
@@ -156,24 +153,15 @@ class SearchRunner:
     async def _resolve_area(self, search_id: str, provider: str, spec: SearchSpec) -> Area | None:
         if not spec.location:
             return None
-        geocoder = self._providers.geocoder_for(provider)
-        if geocoder is None:
+        resolved = await self._areas.resolve(provider, spec.location, region=spec.region, language=spec.language)
+        if resolved is None:
             await self._store.add_warning(search_id, f"location ignored: provider {provider} has no geocoder")
             return None
-        key = _area_key(spec)
-        hit, area = await self._store.cached_area(geocoder.name, key)
-        if not hit:
-            area, calls = await geocoder.geocode(spec.location, region=spec.region, language=spec.language)
-            await self._store.add_usage(search_id, {"geocoding": calls} if calls else {})
-            await self._store.cache_area(geocoder.name, key, area)
-        if area is None:
-            raise PermanentUpstreamError(
-                "geocoding",
-                f"no match for location {spec.location!r}",
-                status="ZERO_RESULTS",
-                user_message=f"the location {spec.location!r} was not found; use a city, region or address such as 'Austin, TX'",
-            )
-        return area
+        if resolved.calls:
+            await self._store.add_usage(search_id, {"geocoding": resolved.calls})
+        if resolved.area is None:
+            raise location_not_found(spec.location)
+        return resolved.area
 
     async def _fail(self, search_id: str, code: str, message: str) -> None:
         message = self._redact(message)

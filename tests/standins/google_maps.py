@@ -33,7 +33,7 @@ class GoogleMapsStandIn(StandIn):
     name = "google_maps"
 
     def __init__(self, api_key: str = "AIzaStandInKey000000000000000000000000", **kwargs: Any) -> None:
-        self.api_key = api_key
+        self.api_key = self._initial_api_key = api_key
         self.token_delay_s = 0.2
         self._token_issued: dict[str, tuple[float, int]] = {}
         super().__init__(**kwargs)
@@ -49,6 +49,7 @@ class GoogleMapsStandIn(StandIn):
         super().configure(**values)
 
     def on_reset(self) -> None:
+        self.api_key = self._initial_api_key
         self.token_delay_s = 0.2
         self._token_issued.clear()
 

@@ -54,7 +54,7 @@ class PlacesNewStandIn(StandIn):
     name = "places_new"
 
     def __init__(self, api_key: str = "AIzaStandInKey000000000000000000000000", **kwargs: Any) -> None:
-        self.api_key = api_key
+        self.api_key = self._initial_api_key = api_key
         self.catalogue_size = 60
         self._tokens: dict[str, tuple[str, int]] = {}
         self._base_places = self._load_base_places()
@@ -71,6 +71,7 @@ class PlacesNewStandIn(StandIn):
         super().configure(**values)
 
     def on_reset(self) -> None:
+        self.api_key = self._initial_api_key
         self.catalogue_size = 60
         self._tokens.clear()
 
