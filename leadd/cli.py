@@ -10,7 +10,15 @@ import sys
 from pathlib import Path
 
 from leadd import __version__
-from leadd.config import EX_CONFIG, ConfigError, ConfigProblem, Settings, load_settings, unknown_variables
+from leadd.config import (
+    EX_CONFIG,
+    ConfigError,
+    ConfigProblem,
+    Settings,
+    load_settings,
+    secret_variables,
+    unknown_variables,
+)
 from leadd.logging import setup_logging
 
 __all__ = ["main"]
@@ -38,8 +46,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = _load(args)
     except ConfigError as exc:
-        # Same JSON lines as a running daemon, so journald shows them alike.
-        setup_logging("info")
+        # Same JSON lines as a running daemon, so journald shows them alike;
+        # the secrets are read raw, as the settings did not validate.
+        setup_logging("info", secrets=[os.environ.get(name, "") for name in secret_variables()])
         for problem in exc.problems:
             log.error(
                 "invalid configuration: %s",

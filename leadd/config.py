@@ -286,6 +286,11 @@ class Settings(BaseSettings):
 SECRET_FIELDS = frozenset({"google_places_api_key", "api_token"})
 
 
+def secret_variables() -> list[str]:
+    """Return the environment variables that hold secrets."""
+    return sorted(env_name(name) for name in SECRET_FIELDS)
+
+
 def env_name(field_name: str) -> str:
     alias = Settings.model_fields[field_name].validation_alias
     if isinstance(alias, AliasChoices):

@@ -1,0 +1,148 @@
+"""Lead lists: filters, sorting, pagination, CSV export, user edits; health endpoints."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+
+import pytest
+
+from leadd.api.csv_export import CSV_COLUMNS, _cell
+
+
+@pytest.fixture
+def loaded(leadd, google_env, places_new):
+    daemon = leadd(google_env)
+    client = daemon.client()
+    search = client.wait_search(client.submit(query="vegetarian", max_results=40)["id"])
+    return daemon, client, search
+
+
+def test_pagination_follows_next(loaded):
+    _, client, _ = loaded
+    seen = []
+    url = "/v1/leads?limit=15"
+    while url:
+        page = client.get(url).json()
+        seen += [lead["id"] for lead in page["items"]]
+        url = page["next"]
+
+    assert len(seen) == len(set(seen)) == 40
+
+
+def test_filters_and_sort(loaded):
+    _, client, search = loaded
+
+    with_phone = client.get("/v1/leads", params={"has_phone": "true"}).json()
+    with_site = client.get("/v1/leads", params={"has_website": "true"}).json()
+    text = client.get("/v1/leads", params={"q": "barangaroo"}).json()
+    by_name = client.get("/v1/leads", params={"sort": "name", "limit": 500}).json()["items"]
+    in_order = client.get(f"/v1/searches/{search['id']}/leads", params={"limit": 500}).json()["items"]
+
+    assert with_phone["total"] == 3  # one documented place with phones, in 3 catalogue rounds
+    assert all(lead["phone"] for lead in with_phone["items"])
+    assert with_site["total"] == 5
+    assert text["total"] == 3 and all("Barangaroo" in lead["name"] for lead in text["items"])
+    names = [lead["name"].lower() for lead in by_name if lead["name"]]
+    assert names == sorted(names)
+    assert [lead["place_id"] for lead in in_order][:2] == ["ChIJs5ydyTiuEmsR0fRSlU0C7k0", "StandInDocExample01"]
+
+
+def test_sort_position_only_for_a_search(loaded):
+    _, client, _ = loaded
+
+    response = client.get("/v1/leads", params={"sort": "position"})
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["parameter"] == "sort"
+
+
+def test_csv_export_streams_all_with_header(loaded):
+    _, client, search = loaded
+
+    by_param = client.get(f"/v1/searches/{search['id']}/leads", params={"format": "csv"})
+    by_accept = client.get("/v1/leads", headers={"Accept": "text/csv"})
+
+    for response in (by_param, by_accept):
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/csv")
+        assert "attachment" in response.headers["Content-Disposition"]
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert len(rows) == 40
+        assert list(rows[0]) == [name for name, _ in CSV_COLUMNS]
+        assert {row["attribution"] for row in rows} == {"Google Maps"}
+    spiced = next(row for row in csv.DictReader(io.StringIO(by_param.text)) if row["name"] == "Spiced @ Barangaroo")
+    assert spiced["phone"] == "+61433479794"
+
+
+def test_csv_honours_explicit_limit(loaded):
+    _, client, _ = loaded
+
+    response = client.get("/v1/leads", params={"format": "csv", "limit": "7", "offset": "3"})
+
+    assert len(list(csv.DictReader(io.StringIO(response.text)))) == 7
+
+
+def test_csv_cells_cannot_become_formulas():
+    assert _cell("name", "=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert _cell("notes", "@SUM(A1)") == "'@SUM(A1)"
+    assert _cell("phone", "+61433479794") == "+61433479794"
+    assert _cell("name", "Plain Name") == "Plain Name"
+
+
+def test_patch_lead_user_fields(loaded):
+    _, client, _ = loaded
+    lead = client.get("/v1/leads", params={"limit": 1}).json()["items"][0]
+
+    updated = client.patch(f"/v1/leads/{lead['id']}", json={"status": "qualified", "tags": ["roof", "q3"], "notes": "ask for Sam"})
+    partial = client.patch(f"/v1/leads/{lead['id']}", json={"notes": None})
+    filtered = client.get("/v1/leads", params={"status": "qualified"}).json()
+
+    assert updated.status_code == 200
+    assert updated.json()["status"] == "qualified"
+    assert updated.json()["tags"] == ["roof", "q3"]
+    assert partial.json()["notes"] is None
+    assert partial.json()["status"] == "qualified"
+    assert [item["id"] for item in filtered["items"]] == [lead["id"]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"status": "won"}, {"status": None}, {"tags": ["x" * 51]}, {"name": "renamed"}, {"notes": 5}],
+)
+def test_patch_lead_rejects_invalid(loaded, body):
+    _, client, _ = loaded
+    lead_id = client.get("/v1/leads", params={"limit": 1}).json()["items"][0]["id"]
+
+    response = client.patch(f"/v1/leads/{lead_id}", json=body)
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_fields"
+
+
+def test_health_detailed_reports_dependencies(loaded):
+    _, client, _ = loaded
+
+    body = client.get("/health/detailed").json()
+
+    assert body["api"] == "ok"
+    assert body["dependencies"]["database"] == "ok"
+    assert body["dependencies"]["google_places"] == "configured"
+    assert body["dependencies"]["python_modules"] == "ok"
+    assert body["queue"]["max_concurrent"] == 2
+    assert body["uptime_s"] > 0
+
+
+def test_health_detailed_503_when_store_unusable(loaded):
+    daemon, client, _ = loaded
+    with sqlite3.connect(daemon.state_dir / "leadd.sqlite3") as conn:
+        conn.execute("ALTER TABLE searches RENAME TO searches_gone")
+
+    detailed = client.get("/health/detailed")
+    simple = client.get("/health")
+
+    assert detailed.status_code == 503
+    assert detailed.json()["dependencies"]["database"] == "error"
+    assert detailed.json()["api"] == "degraded"
+    assert simple.status_code == 200

@@ -1,0 +1,123 @@
+"""JSON-lines logs: fields, access lines, redaction, and the file surviving a logrotate rename."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from leadd.logging import REDACTED, Redactor, setup_logging
+from tests.helpers import GOOGLE_KEY
+
+
+def test_log_lines_are_json_with_fields(leadd, google_env, places_new):
+    daemon = leadd(google_env)
+    client = daemon.client()
+    search = client.wait_search(client.submit(query="roofers", max_results=5)["id"])
+    response = client.get("/health", headers={"X-Request-ID": "log-check-1"})
+
+    records = daemon.log_records()
+
+    assert response.status_code == 200
+    for record in records:
+        for field in ("timestamp", "level", "logger", "message", "event"):
+            assert field in record, record
+        assert record["timestamp"].endswith("Z")
+    access = [r for r in records if r["event"] == "http_request" and r.get("request_id") == "log-check-1"]
+    assert len(access) == 1
+    assert access[0]["status"] == 200
+    assert access[0]["path"] == "/health"
+    search_lines = [r for r in records if r.get("search_id") == search["id"]]
+    assert {"search_started", "search_page_stored", "search_succeeded"} <= {r["event"] for r in search_lines}
+    ready = daemon.events("daemon_ready")[0]
+    assert ready["dependencies"] == {"google_places": "configured"}
+
+
+def test_debug_logs_redact_key_in_urls(leadd, google_env, google_maps):
+    daemon = leadd(google_env | {"LEADD_LOG_LEVEL": "debug"})
+    client = daemon.client()
+
+    client.wait_search(client.submit(query="pizza", provider="places_legacy", max_results=3)["id"])
+
+    text = daemon.log_text()
+    assert GOOGLE_KEY not in text
+    # urllib3 logs each request URL at debug level, key parameter included.
+    assert f"key={REDACTED}" in text
+
+
+def test_log_file_reopened_after_rename(leadd, google_env, tmp_path):
+    log_file = tmp_path / "logs" / "leadd.log"
+    daemon = leadd(google_env | {"LEADD_LOG_FILE": str(log_file)})
+    client = daemon.client()
+    sent = []
+    for index in range(5):
+        sent.append(f"before-{index}")
+        client.get("/health", headers={"X-Request-ID": sent[-1]})
+
+    rotated = log_file.with_suffix(".log.1")
+    log_file.rename(rotated)
+    for index in range(5):
+        sent.append(f"after-{index}")
+        client.get("/health", headers={"X-Request-ID": sent[-1]})
+    daemon.stop()
+
+    lines = rotated.read_text().splitlines() + log_file.read_text().splitlines()
+    seen = [json.loads(line).get("request_id") for line in lines]
+    for request_id in sent:
+        assert seen.count(request_id) == 1, request_id
+    assert "after-0" in log_file.read_text()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "key=SeCrEt-VaLuE-123",
+        'json "SeCrEt-VaLuE-123"',
+        "url https://x/?q=1&key=SeCrEt-VaLuE-123&z=2",
+        "Authorization: Bearer abcdefghijklmnop",
+        "google AIzaSyA-1234567890abcdefghijklmnopqrstu",
+        "openai sk-proj-abcdefghijklmnop1234",
+    ],
+)
+def test_redactor_removes_secret_shapes(line):
+    redact = Redactor(["SeCrEt-VaLuE-123"])
+
+    cleaned = redact(line)
+
+    assert REDACTED in cleaned
+    for secret in ("SeCrEt-VaLuE-123", "abcdefghijklmnop", "AIzaSyA-1234567890", "sk-proj-abcdefghijklmnop"):
+        assert secret not in cleaned
+
+
+def test_redactor_handles_json_escaped_secret():
+    secret = 'quote"back\\slash'
+    redact = Redactor([secret])
+
+    assert json.dumps(secret)[1:-1] not in redact(json.dumps({"value": secret}))
+
+
+@pytest.fixture
+def root_logger_restored():
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_setup_logging_redacts_exceptions(capsys, root_logger_restored):
+    setup_logging("info", secrets=["TopSecret-999"])
+    try:
+        raise ValueError("failed with TopSecret-999")
+    except ValueError:
+        logging.getLogger("leadd.test").exception("boom", extra={"event": "test_boom"})
+
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert "TopSecret-999" not in line
+    assert record["event"] == "test_boom"
+    assert "ValueError" in record["exc_info"]
