@@ -66,8 +66,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.warning(warning, extra={"event": "config_unknown_variable"})
 
     from leadd.daemon import Daemon
+    from leadd.systemd import Notifier
 
-    return asyncio.run(Daemon(settings, redactor).run())
+    return asyncio.run(Daemon(settings, redactor, Notifier()).run())
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
 
 from aiohttp import web
 
@@ -25,6 +24,7 @@ from leadd.jobs.runner import SearchRunner
 from leadd.logging import JsonAccessLogger, Redactor
 from leadd.providers import Providers
 from leadd.store import Store, StoreError
+from leadd.systemd import LoopMonitor, Notifier
 
 __all__ = ["Daemon", "StartupError"]
 
@@ -33,15 +33,20 @@ log = logging.getLogger(__name__)
 # How often the retention purge of Google content runs.
 _PURGE_INTERVAL_S = 3600.0
 
+# Extra start-up time asked of systemd (EXTEND_TIMEOUT_USEC) per migration.
+_MIGRATION_EXTEND_S = 120.0
+
 
 class StartupError(Exception):
     """The daemon cannot start; the message says what failed and what to check."""
 
 
 class Daemon:
-    def __init__(self, settings: Settings, redactor: Redactor) -> None:
+    def __init__(self, settings: Settings, redactor: Redactor, notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.redactor = redactor
+        self.notifier = notifier or Notifier(environ={})
+        self.monitor: LoopMonitor | None = None
         self.store: Store | None = None
         self.providers: Providers | None = None
         self.jobs: JobManager | None = None
@@ -49,8 +54,6 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
-        # Start-up stages call these so systemd integration can hook in.
-        self.on_progress: list[Callable[[str], None]] = []
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -75,7 +78,7 @@ class Daemon:
         self._progress("opening store")
         self.store = Store(settings.database_path)
         try:
-            await self.store.open(on_migration=lambda version, name: self._progress(f"migrating store to {version:04d}_{name}"))
+            await self.store.open(on_migration=self._on_migration)
         except StoreError as exc:
             raise StartupError(f"{exc}; check LEADD_STATE_DIR and the file's owner") from exc
 
@@ -94,6 +97,12 @@ class Daemon:
         self._progress("binding")
         await self._bind()
         self._background.append(asyncio.create_task(self._purge_loop(), name="leadd-purge"))
+        self.monitor = LoopMonitor(self.notifier, self.status_line, self._self_check)
+        self.context.loop_monitor = self.monitor
+        self._background.append(asyncio.create_task(self.monitor.run(), name="leadd-monitor"))
+        # READY=1 only now: configuration valid, store open and migrated,
+        # workers running, port bound.
+        self.notifier.ready(self.status_line())
         log.info(
             "leadd %s serving on http://%s:%d",
             __version__,
@@ -133,9 +142,36 @@ class Daemon:
                 "is another leadd running? Set LEADD_HOST or LEADD_PORT"
             ) from exc
 
+    def status_line(self) -> str:
+        """Return the one-line state systemctl status shows."""
+        jobs = self.jobs.queue_state() if self.jobs else {"running": 0, "queued": 0}
+        runner = self.jobs.runner if self.jobs else None
+        last_error = (runner.last_error if runner else None) or "none"
+        line = (
+            f"serving {self.settings.host}:{self.settings.port}; "
+            f"{jobs['running']} running, {jobs['queued']} queued; last error: {last_error[:120]}"
+        )
+        if self.monitor is not None and self.monitor.failing:
+            line += f"; self-check failing: {self.monitor.failing}"
+        return line
+
+    async def _self_check(self) -> str | None:
+        """Return None when the store takes writes, else what failed (the watchdog ping is withheld)."""
+        assert self.store is not None
+        try:
+            await self.store.check_writable()
+        except Exception as exc:  # any failure means the store cannot do its job
+            return f"store not writable: {exc}"
+        return None
+
+    def _on_migration(self, version: int, name: str) -> None:
+        # Runs in the store's writer thread; sending a datagram is thread-safe.
+        self.notifier.extend_timeout(_MIGRATION_EXTEND_S, f"migrating store to {version:04d}_{name}")
+
     async def stop(self) -> None:
         log.info("stopping", extra={"event": "daemon_stopping"})
-        self._progress("stopping")
+        # The drain may take up to the shutdown timeout; ask systemd for that much more.
+        self.notifier.stopping("stopping: draining requests", extend_s=self.settings.shutdown_timeout_s + 10)
         if self._runner is not None:
             # Stops listening, then waits for in-flight requests up to the shutdown timeout.
             await self._runner.cleanup()
@@ -153,10 +189,11 @@ class Daemon:
         if self.store is not None:
             await self.store.close()
         log.info("stopped", extra={"event": "daemon_stopped"})
+        self.notifier.close()
 
     def _progress(self, stage: str) -> None:
-        for hook in self.on_progress:
-            hook(stage)
+        """Show a start-up or shutdown stage as the STATUS line."""
+        self.notifier.status(stage)
 
     async def _purge_loop(self) -> None:
         assert self.store is not None

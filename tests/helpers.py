@@ -144,6 +144,8 @@ class DaemonProcess:
             "LEADD_SHUTDOWN_TIMEOUT_S": "5",
             "PYTHONUNBUFFERED": "1",
         }
+        if os.environ.get("PYTHONPATH"):
+            self.env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         self.env.update(env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None

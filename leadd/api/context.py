@@ -32,6 +32,7 @@ class ApiContext:
     version: str
     started_at: float = field(default_factory=time.monotonic)
     dependency_checks: list[DependencyCheck] = field(default_factory=list)
+    loop_monitor: Any = None  # leadd.systemd.LoopMonitor once the daemon is ready
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -70,6 +70,10 @@ async def health_detailed(request: web.Request) -> web.Response:
         "default_provider": context.settings.default_provider.value,
         "queue": context.jobs.queue_state(),
     }
+    if context.loop_monitor is not None:
+        body["event_loop_lag_ms"] = context.loop_monitor.lag_summary()
+        if context.loop_monitor.failing:
+            body["self_check"] = context.loop_monitor.failing
     if missing:
         body["missing_modules"] = missing
     return web.json_response(body, status=200 if usable else 503)

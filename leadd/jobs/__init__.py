@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from leadd.jobs.runner import SearchRunner
@@ -36,7 +35,6 @@ class JobManager:
         self._user_cancelled: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._durations: list[float] = []
-        self._listeners: list[Callable[[], None]] = []
         self.runner: SearchRunner | None = None
 
     def attach(self, runner: SearchRunner) -> None:
@@ -44,14 +42,6 @@ class JobManager:
 
     def is_cancelled(self, search_id: str) -> bool:
         return search_id in self._user_cancelled
-
-    def on_change(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` whenever the queued or running counts change."""
-        self._listeners.append(listener)
-
-    def _changed(self) -> None:
-        for listener in self._listeners:
-            listener()
 
     async def start(self) -> int:
         """Queue every unfinished search from the store and start the workers; return how many were resumed."""
@@ -75,7 +65,6 @@ class JobManager:
     def _enqueue(self, search_id: str) -> None:
         self._queued.add(search_id)
         self._queue.put_nowait(search_id)
-        self._changed()
 
     async def cancel(self, search_id: str) -> dict[str, Any] | None:
         """Cancel a queued or running search; return it as stored (None for an unknown id)."""
@@ -87,7 +76,6 @@ class JobManager:
         if task is not None and search["state"] == "cancelled":
             self._user_cancelled.add(search_id)
             task.cancel()
-        self._changed()
         return search
 
     async def _work(self) -> None:
@@ -99,7 +87,6 @@ class JobManager:
             self._queued.discard(search_id)
             task = asyncio.create_task(self.runner.run(search_id), name=f"leadd-search-{search_id}")
             self._running[search_id] = task
-            self._changed()
             started = time.monotonic()
             try:
                 await task
@@ -112,7 +99,6 @@ class JobManager:
                 self._running.pop(search_id, None)
                 self._user_cancelled.discard(search_id)
                 self._record_duration(time.monotonic() - started)
-                self._changed()
 
     def _record_duration(self, seconds: float) -> None:
         self._durations = (self._durations + [seconds])[-20:]
