@@ -1,4 +1,4 @@
-"""Command line: ``leadd serve``, ``leadd check-config``, ``leadd version``."""
+"""Command line: ``leadd serve``, ``check-config``, ``backup``, ``version``."""
 
 from __future__ import annotations
 
@@ -86,6 +86,27 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EX_CONFIG
+
+    import sqlite3
+
+    from leadd.store.backup import backup_database
+
+    destination = Path(args.destination)
+    try:
+        size = backup_database(settings.database_path, destination)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {settings.database_path} to {destination} ({size} bytes)")
+    return 0
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     print(f"leadd {__version__}")
     return 0
@@ -98,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the daemon in the foreground")
     check = commands.add_parser("check-config", help="validate the configuration and print each setting")
-    for command in (serve, check):
+    backup = commands.add_parser("backup", help="write a consistent copy of the store, also while leadd runs")
+    backup.add_argument("destination", help="file to write (replaced atomically)")
+    for command in (serve, check, backup):
         command.add_argument(
             "--env-file",
             metavar="PATH",
@@ -107,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     serve.set_defaults(handler=cmd_serve)
     check.set_defaults(handler=cmd_check_config)
+    backup.set_defaults(handler=cmd_backup)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=cmd_version)

@@ -23,6 +23,7 @@ from leadd.jobs import JobManager
 from leadd.jobs.runner import SearchRunner
 from leadd.logging import JsonAccessLogger, Redactor
 from leadd.providers import Providers
+from leadd.release import release_id
 from leadd.store import Store, StoreError
 from leadd.systemd import LoopMonitor, Notifier
 
@@ -111,6 +112,7 @@ class Daemon:
             extra={
                 "event": "daemon_ready",
                 "version": __version__,
+                "release": release_id(),
                 "host": settings.host,
                 "port": settings.port,
                 "default_provider": settings.default_provider.value,

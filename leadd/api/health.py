@@ -12,6 +12,7 @@ from importlib import resources
 from aiohttp import web
 
 from leadd.api.context import CONTEXT
+from leadd.release import release_id
 from leadd.store import StoreError
 
 __all__ = ["routes"]
@@ -32,7 +33,9 @@ def _timestamp() -> str:
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
-    return web.json_response({"ok": True, "timestamp": _timestamp(), "version": context.version})
+    return web.json_response(
+        {"ok": True, "timestamp": _timestamp(), "version": context.version, "release": release_id()}
+    )
 
 
 @routes.get("/health/detailed")
@@ -65,6 +68,7 @@ async def health_detailed(request: web.Request) -> web.Response:
         "api": "ok" if usable else "degraded",
         "timestamp": _timestamp(),
         "version": context.version,
+        "release": release_id(),
         "uptime_s": round(time.monotonic() - context.started_at, 3),
         "dependencies": dependencies,
         "default_provider": context.settings.default_provider.value,

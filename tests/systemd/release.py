@@ -75,6 +75,7 @@ def install_release(system: Instance, release: str = "test") -> None:
         "id leadd >/dev/null 2>&1 || useradd --system --home-dir /var/lib/leadd --shell /usr/sbin/nologin leadd"
     )
     system.run(["python3", "-m", "venv", venv])
+    system.run(["sh", "-c", f"echo {release} > /opt/leadd/releases/{release}/RELEASE"])
     system.run(
         [f"{venv}/bin/pip", "install", "--quiet", "--no-index", "--find-links", WHEELHOUSE_IN_SYSTEM, "leadd"],
         timeout=300,

@@ -33,6 +33,7 @@ def test_start_returns_after_ready_with_status(leadd_unit: System):
     assert state["ActiveState"] == "active"
     assert state["SubState"] == "running"
     assert code == 200, body
+    assert json.loads(body)["release"] == "test"
     assert state["StatusText"].startswith("serving 127.0.0.1:5057; 0 running, 0 queued; last error: none")
     status = leadd_unit.run("systemctl status leadd --no-pager", check=False).stdout
     assert "Status: \"serving 127.0.0.1:5057" in status
