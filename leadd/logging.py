@@ -22,6 +22,7 @@ from urllib.parse import quote, quote_plus
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 __all__ = [
@@ -35,17 +36,22 @@ __all__ = [
 
 REDACTED = "[REDACTED]"
 
+# LogRecord attributes that are not extra fields (python-json-logger's list).
+_RESERVED_ATTRS = frozenset(RESERVED_ATTRS) | {"message", "asctime"}
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 search_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("search_id", default=None)
 
 # Shapes of credentials that must not reach a log even when leadd was not
 # told the value: Google API keys, OpenAI-style keys, bearer tokens, and
-# key=... query parameters in URLs that libraries log at debug level.
+# key=... query parameters in URLs that libraries log at debug level. Each
+# pattern runs only when its lower-case marker occurs in the line, which
+# keeps the common line (none of them) at a few substring checks.
 _SECRET_PATTERNS = [
-    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),
-    re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
-    re.compile(r"(?i)([?&](?:key|api_key|token|signature)=)[^&\s\"']+"),
+    (("aiza",), re.compile(r"AIza[0-9A-Za-z_\-]{20,}")),
+    (("sk-",), re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}")),
+    (("bearer",), re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}")),
+    (("key=", "token=", "signature="), re.compile(r"(?i)([?&](?:key|api_key|token|signature)=)[^&\s\"']+")),
 ]
 
 # journald reads a "<N>" prefix on stderr lines as the syslog priority and
@@ -80,8 +86,12 @@ class Redactor:
         for literal in self._literals:
             if literal in text:
                 text = text.replace(literal, REDACTED)
-        for pattern in _SECRET_PATTERNS:
-            text = pattern.sub(_keep_prefix, text)
+        lowered = text.lower()
+        for markers, pattern in _SECRET_PATTERNS:
+            for marker in markers:
+                if marker in lowered:
+                    text = pattern.sub(_keep_prefix, text)
+                    break
         return text
 
 
@@ -106,13 +116,20 @@ class _Formatter(JsonFormatter):
         self._syslog_prefix = syslog_prefix
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        # The same fields as python-json-logger's add_fields, in one pass over
+        # the record: this runs for every access line, so it is kept lean.
         log_data["timestamp"] = (
             datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         )
         log_data["level"] = record.levelname.lower()
         log_data["logger"] = record.name
-        super().add_fields(log_data, record, message_dict)
-        log_data.setdefault("event", _default_event(record))
+        log_data["message"] = record.message
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED_ATTRS and not key.startswith("_"):
+                log_data[key] = value
+        log_data.update(message_dict)
+        if "event" not in log_data:
+            log_data["event"] = _default_event(record)
 
     def format(self, record: logging.LogRecord) -> str:
         line = self._redactor(super().format(record))
@@ -168,7 +185,8 @@ def setup_logging(level: str = "info", log_file: Path | None = None, secrets: It
     root.setLevel(level.upper())
     # Libraries log at their own levels; keep their debug noise (which can
     # include request URLs) out unless leadd itself is at debug.
-    for noisy in ("urllib3", "asyncio", "aiosqlite", "openai", "httpx", "httpcore"):
+    # openai 3.x sends its requests through httpx2 and httpcore2.
+    for noisy in ("urllib3", "asyncio", "aiosqlite", "openai", "httpx", "httpcore", "httpx2", "httpcore2"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
     logging.captureWarnings(True)
     return redactor

@@ -9,10 +9,10 @@ from leadd.api.context import CONTEXT, ApiContext
 from leadd.api.middleware import (
     auth_middleware,
     cors_preflight_middleware,
-    request_id_middleware,
+    request_middleware,
     response_headers,
 )
-from leadd.api.problems import MAX_BODY_KEY, problem_middleware
+from leadd.api.problems import MAX_BODY_KEY
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
 
@@ -22,21 +22,19 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def make_app(context: ApiContext) -> web.Application:
-    token = context.settings.api_token.get_secret_value() if context.settings.api_token else None
-    app = web.Application(
-        client_max_size=MAX_BODY_BYTES,
-        # Outermost first: the request id exists before any error is
-        # rendered, and preflights pass before the token check.
-        middlewares=[
-            request_id_middleware,
-            problem_middleware,
-            cors_preflight_middleware(context.settings.cors_origins),
-            auth_middleware(token),
-        ],
-    )
+    settings = context.settings
+    # Outermost first: the request id exists before any error is rendered,
+    # and preflights pass before the token check. Middlewares that would do
+    # nothing with these settings are left out: each costs every request.
+    middlewares = [request_middleware]
+    if settings.cors_origins:
+        middlewares.append(cors_preflight_middleware(settings.cors_origins))
+    if settings.api_token is not None:
+        middlewares.append(auth_middleware(settings.api_token.get_secret_value()))
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
     app[CONTEXT] = context
     app[MAX_BODY_KEY] = MAX_BODY_BYTES
-    app.on_response_prepare.append(response_headers(context.settings.cors_origins))
+    app.on_response_prepare.append(response_headers(settings.cors_origins))
     app.add_routes(health.routes)
     app.add_routes(searches.routes)
     app.add_routes(leads.routes)

@@ -1,15 +1,14 @@
 """Errors as RFC 9457 problem details (application/problem+json).
 
 Every error the API returns goes through here: the handlers raise Problem,
-aiohttp's own HTTP errors (404, 405, 413) and store or upstream exceptions
-are mapped by ``problem_middleware``. A 500 carries only the request id.
+and ``error_response`` maps aiohttp's own HTTP errors (404, 405, 413) and
+upstream or unexpected exceptions. A 500 carries only the request id.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -17,14 +16,11 @@ from aiohttp import web
 
 from leadd.providers.errors import ProviderNotConfigured, UpstreamError
 
-__all__ = ["PROBLEM_CONTENT_TYPE", "Problem", "problem_middleware", "problem_response"]
+__all__ = ["PROBLEM_CONTENT_TYPE", "Problem", "error_response", "problem_response"]
 
 log = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 class Problem(Exception):
     """An error response: status, a short title, a detail that says what to do, a stable code."""
@@ -94,37 +90,33 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request) -> Proble
 MAX_BODY_KEY = web.AppKey("max_body_bytes", int)
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def error_response(request: web.Request, exc: Exception) -> web.Response | None:
+    """Map an exception raised while answering ``request`` to a problem response.
+
+    Returns None for aiohttp's non-error HTTP exceptions (redirects), which
+    the caller re-raises.
+    """
     request_id = request.get("request_id")
-    try:
-        return await handler(request)
-    except Problem as problem:
-        return problem_response(problem, request_id)
-    except UpstreamError as exc:
+    if isinstance(exc, Problem):
+        return problem_response(exc, request_id)
+    if isinstance(exc, UpstreamError):
         # An upstream call made while answering (geocoding) failed after its retries.
+        return problem_response(Problem(502, exc.user_message, code=exc.code, upstream=exc.upstream), request_id)
+    if isinstance(exc, ProviderNotConfigured):
         return problem_response(
-            Problem(502, exc.user_message, code=exc.code, upstream=exc.upstream),
-            request_id,
+            Problem(503, str(exc), code="provider_not_configured", provider=exc.provider), request_id
         )
-    except ProviderNotConfigured as exc:
-        return problem_response(
-            Problem(503, str(exc), code="provider_not_configured", provider=exc.provider),
-            request_id,
-        )
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return problem_response(_from_http_exception(exc, request), request_id)
-    except Exception:
-        # The traceback goes to the log under the request id; the client gets only the id.
-        log.exception(
-            "unhandled error in %s %s",
-            request.method,
-            request.rel_url.path,
-            extra={"event": "http_internal_error", "request_id": request_id},
-        )
-        return problem_response(
-            Problem(500, f"internal error; the log has the details under request id {request_id}", code="internal_error"),
-            request_id,
-        )
+    if isinstance(exc, web.HTTPException):
+        return problem_response(_from_http_exception(exc, request), request_id) if exc.status >= 400 else None
+    # The traceback goes to the log under the request id; the client gets only the id.
+    log.error(
+        "unhandled error in %s %s",
+        request.method,
+        request.rel_url.path,
+        exc_info=exc,
+        extra={"event": "http_internal_error", "request_id": request_id},
+    )
+    return problem_response(
+        Problem(500, f"internal error; the log has the details under request id {request_id}", code="internal_error"),
+        request_id,
+    )
