@@ -1,4 +1,4 @@
-"""Command line: ``leadd serve``, ``check-config``, ``backup``, ``version``."""
+"""Command line: ``leadd serve``, ``check-config``, ``backup``, ``import-osm``, ``version``."""
 
 from __future__ import annotations
 
@@ -107,6 +107,24 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_osm(args: argparse.Namespace) -> int:
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EX_CONFIG
+
+    from leadd.osm.bundled import run_import
+
+    return run_import(settings, Path(args.file), args.region)
+
+
+def _region(value: str) -> str:
+    if len(value) != 2 or not value.isalpha():
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 3166-1 alpha-2 country code such as FI")
+    return value.upper()
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     print(f"leadd {__version__}")
     return 0
@@ -121,7 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate the configuration and print each setting")
     backup = commands.add_parser("backup", help="write a consistent copy of the store, also while leadd runs")
     backup.add_argument("destination", help="file to write (replaced atomically)")
-    for command in (serve, check, backup):
+    import_osm = commands.add_parser(
+        "import-osm", help="import an OpenStreetMap extract (.osm.pbf) into the store, also while leadd runs"
+    )
+    import_osm.add_argument(
+        "file", help="the extract: .osm.pbf or another format pyosmium reads, such as a Geofabrik download"
+    )
+    import_osm.add_argument(
+        "--region",
+        type=_region,
+        metavar="CC",
+        help="country (ISO 3166-1 alpha-2) of national phone numbers without addr:country; "
+        "default: the most common addr:country in the file",
+    )
+    for command in (serve, check, backup, import_osm):
         command.add_argument(
             "--env-file",
             metavar="PATH",
@@ -131,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=cmd_serve)
     check.set_defaults(handler=cmd_check_config)
     backup.set_defaults(handler=cmd_backup)
+    import_osm.set_defaults(handler=cmd_import_osm)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=cmd_version)

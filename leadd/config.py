@@ -127,6 +127,114 @@ class Settings(BaseSettings):
         description="first retry delay in seconds (doubles per retry, with jitter), from 0 to 60",
     )
 
+    # OpenStreetMap (docs/osm.md)
+    overpass_url: str | None = Field(
+        "https://overpass-api.de/api/interpreter",
+        validation_alias=_env("LEADD_OVERPASS_URL"),
+        description="Overpass API interpreter URL for live searches outside imported extracts; empty disables them",
+    )
+    overpass_timeout_s: int = Field(
+        25,
+        ge=1,
+        le=180,
+        validation_alias=_env("LEADD_OVERPASS_TIMEOUT_S"),
+        description="[timeout:N] of an Overpass query in seconds, from 1 to 180 (the server stops the query then)",
+    )
+    nominatim_url: str | None = Field(
+        "https://nominatim.openstreetmap.org",
+        validation_alias=_env("LEADD_NOMINATIM_URL"),
+        description="Nominatim base URL for places the offline gazetteer does not know; empty disables it",
+    )
+    osm_contact: str | None = Field(
+        None,
+        max_length=200,
+        validation_alias=_env("LEADD_OSM_CONTACT"),
+        description="e-mail or URL added to the User-Agent of Overpass and Nominatim requests, as their usage policies ask",
+    )
+    osm_import_bundled: bool | None = Field(
+        None,
+        validation_alias=_env("LEADD_OSM_IMPORT_BUNDLED"),
+        description=(
+            "import the bundled Helsinki extract on start when the store has no OpenStreetMap leads: "
+            "true, false, or unset for true when the default provider is osm"
+        ),
+    )
+
+    # Lead scoring with an OpenAI-compatible model (docs/scoring.md)
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=_env("OPENAI_API_KEY"),
+        description="an OpenAI API key; with OPENAI_BASE_URL, the key of that server (if it needs one)",
+    )
+    openai_base_url: str | None = Field(
+        None,
+        validation_alias=_env("OPENAI_BASE_URL"),
+        description="base URL of an OpenAI-compatible API, such as http://127.0.0.1:11434/v1 for Ollama",
+    )
+    openai_model: str = Field(
+        "gpt-4o-mini",
+        min_length=1,
+        max_length=200,
+        validation_alias=_env("LEADD_OPENAI_MODEL"),
+        description="model name as the server knows it; it must support structured output (json_schema)",
+    )
+    openai_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=600,
+        validation_alias=_env("LEADD_OPENAI_TIMEOUT_S"),
+        description="timeout of one model request in seconds, above 0 and at most 600",
+    )
+    openai_max_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        validation_alias=_env("LEADD_OPENAI_MAX_RETRIES"),
+        description="retries of a failed model request (timeout, 429, 5xx), from 0 to 10",
+    )
+    openai_batch_size: int = Field(
+        20,
+        ge=10,
+        le=100,
+        validation_alias=_env("LEADD_OPENAI_BATCH_SIZE"),
+        description="leads per model request, from 10 to 100",
+    )
+    openai_concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        validation_alias=_env("LEADD_OPENAI_CONCURRENCY"),
+        description="model requests in flight at once across all searches, from 1 to 64",
+    )
+    openai_max_completion_tokens: int = Field(
+        4096,
+        ge=256,
+        le=200_000,
+        validation_alias=_env("LEADD_OPENAI_MAX_COMPLETION_TOKENS"),
+        description="max_completion_tokens of one model request, from 256 to 200000",
+    )
+    openai_max_tokens_per_search: int = Field(
+        100_000,
+        ge=1000,
+        le=100_000_000,
+        validation_alias=_env("LEADD_OPENAI_MAX_TOKENS_PER_SEARCH"),
+        description="prompt plus completion tokens one search may use for scoring, from 1000 to 100000000",
+    )
+    openai_price_per_million_prompt_tokens: float = Field(
+        0.0,
+        ge=0,
+        le=10_000,
+        validation_alias=_env("LEADD_OPENAI_PRICE_PER_MILLION_PROMPT_TOKENS"),
+        description="price in USD of one million prompt tokens of the model, for the cost estimate",
+    )
+    openai_price_per_million_completion_tokens: float = Field(
+        0.0,
+        ge=0,
+        le=10_000,
+        validation_alias=_env("LEADD_OPENAI_PRICE_PER_MILLION_COMPLETION_TOKENS"),
+        description="price in USD of one million completion tokens of the model, for the cost estimate",
+    )
+
     # HTTP server
     host: str = Field(
         "127.0.0.1",
@@ -242,6 +350,48 @@ class Settings(BaseSettings):
             raise ValueError("too short: use at least 16 characters")
         return token
 
+    @field_validator("overpass_url", "nominatim_url", "osm_contact", "osm_import_bundled", mode="before")
+    @classmethod
+    def _osm_empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("overpass_url", "nominatim_url")
+    @classmethod
+    def _check_osm_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{url!r} is not an http(s) URL; set a URL or leave it empty to disable the service")
+        return url.strip().rstrip("/")
+
+    @field_validator("osm_contact")
+    @classmethod
+    def _check_osm_contact(cls, contact: str | None) -> str | None:
+        if contact is not None and any(char in contact for char in "()\r\n"):
+            raise ValueError("must not contain parentheses or line breaks (it goes into the User-Agent header)")
+        return contact.strip() if contact is not None else None
+
+    @field_validator("openai_api_key", "openai_base_url", mode="before")
+    @classmethod
+    def _openai_empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _check_openai_base_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{url!r} is not an http(s) URL such as http://127.0.0.1:11434/v1")
+        return url.strip().rstrip("/")
+
+    @property
+    def scoring_configured(self) -> bool:
+        """Tell whether leads can be scored: an OpenAI key, or the base URL of another server."""
+        return self.openai_api_key is not None or self.openai_base_url is not None
+
     @property
     def default_provider(self) -> PlacesProvider:
         """Provider for searches that do not name one."""
@@ -283,7 +433,7 @@ class Settings(BaseSettings):
         return rows
 
 
-SECRET_FIELDS = frozenset({"google_places_api_key", "api_token"})
+SECRET_FIELDS = frozenset({"google_places_api_key", "api_token", "openai_api_key"})
 
 
 def secret_variables() -> list[str]:

@@ -22,8 +22,11 @@ from leadd.config import Settings
 from leadd.jobs import JobManager
 from leadd.jobs.runner import SearchRunner
 from leadd.logging import JsonAccessLogger, Redactor
+from leadd.osm.bundled import import_bundled_if_empty
 from leadd.providers import Providers
+from leadd.providers.osm import register_osm
 from leadd.release import release_id
+from leadd.scoring import Scorer
 from leadd.store import Store, StoreError
 from leadd.systemd import LoopMonitor, Notifier
 
@@ -36,6 +39,9 @@ _PURGE_INTERVAL_S = 3600.0
 
 # Extra start-up time asked of systemd (EXTEND_TIMEOUT_USEC) per migration.
 _MIGRATION_EXTEND_S = 120.0
+# ... and for the first-start import of the bundled OpenStreetMap extract
+# (under a second on a 2-core machine; see docs/benchmarks.md).
+_OSM_IMPORT_EXTEND_S = 60.0
 
 
 class StartupError(Exception):
@@ -51,6 +57,7 @@ class Daemon:
         self.store: Store | None = None
         self.providers: Providers | None = None
         self.jobs: JobManager | None = None
+        self.scorer: Scorer | None = None
         self.context: ApiContext | None = None
         self._runner: web.AppRunner | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -82,15 +89,23 @@ class Daemon:
             await self.store.open(on_migration=self._on_migration)
         except StoreError as exc:
             raise StartupError(f"{exc}; check LEADD_STATE_DIR and the file's owner") from exc
+        # Before the workers start, so that the first search finds the data.
+        await import_bundled_if_empty(settings, self.store, lambda stage: self._progress(stage, _OSM_IMPORT_EXTEND_S))
 
         self._progress("starting providers")
         self.providers = await Providers.start(settings)
+        osm = register_osm(self.providers, settings, self.store)
         self.jobs = JobManager(self.store, settings.max_concurrent_searches)
         runner = SearchRunner(self.store, self.providers, self.redactor, self.jobs.is_cancelled)
         self.jobs.attach(runner)
+        # Scoring is a stage of each search; it imports the OpenAI SDK only after binding.
+        self.scorer = Scorer.from_settings(settings, self.store, self.redactor)
+        runner.after_places.append(self.scorer.score_search)
         self.context = ApiContext(
             settings=settings, store=self.store, jobs=self.jobs, providers=self.providers, version=__version__
         )
+        self.context.dependency_checks.append(self.scorer.dependency_check)
+        self.context.dependency_checks.append(osm.data_state)
 
         self._progress("starting workers")
         await self.jobs.start()
@@ -98,6 +113,7 @@ class Daemon:
         self._progress("binding")
         await self._bind()
         self._background.append(asyncio.create_task(self._purge_loop(), name="leadd-purge"))
+        self._background.append(asyncio.create_task(self.scorer.warm_up(), name="leadd-scoring-warm-up"))
         self.monitor = LoopMonitor(self.notifier, self.status_line, self._self_check)
         self.context.loop_monitor = self.monitor
         self._background.append(asyncio.create_task(self.monitor.run(), name="leadd-monitor"))
@@ -168,7 +184,7 @@ class Daemon:
 
     def _on_migration(self, version: int, name: str) -> None:
         # Runs in the store's writer thread; sending a datagram is thread-safe.
-        self.notifier.extend_timeout(_MIGRATION_EXTEND_S, f"migrating store to {version:04d}_{name}")
+        self._progress(f"migrating store to {version:04d}_{name}", _MIGRATION_EXTEND_S)
 
     async def stop(self) -> None:
         log.info("stopping", extra={"event": "daemon_stopping"})
@@ -180,6 +196,8 @@ class Daemon:
             self._runner = None
         if self.jobs is not None:
             await self.jobs.stop()
+        if self.scorer is not None:
+            await self.scorer.close()
         for task in self._background:
             task.cancel()
         for task in self._background:
@@ -193,9 +211,12 @@ class Daemon:
         log.info("stopped", extra={"event": "daemon_stopped"})
         self.notifier.close()
 
-    def _progress(self, stage: str) -> None:
-        """Show a start-up or shutdown stage as the STATUS line."""
-        self.notifier.status(stage)
+    def _progress(self, stage: str, extend_s: float | None = None) -> None:
+        """Show a start-up stage as the STATUS line; ask systemd for ``extend_s`` more seconds for a long one."""
+        if extend_s is None:
+            self.notifier.status(stage)
+        else:
+            self.notifier.extend_timeout(extend_s, stage)
 
     async def _purge_loop(self) -> None:
         assert self.store is not None

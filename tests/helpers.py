@@ -142,6 +142,10 @@ class DaemonProcess:
             "LEADD_UPSTREAM_TIMEOUT_S": "2",
             "LEADD_UPSTREAM_BACKOFF_S": "0.05",
             "LEADD_SHUTDOWN_TIMEOUT_S": "5",
+            # Nothing listens on port 9 of loopback: a test that does not
+            # point OpenStreetMap searches at a stand-in stays offline.
+            "LEADD_OVERPASS_URL": "http://127.0.0.1:9/api/interpreter",
+            "LEADD_NOMINATIM_URL": "http://127.0.0.1:9",
             "PYTHONUNBUFFERED": "1",
         }
         if os.environ.get("PYTHONPATH"):

@@ -84,11 +84,22 @@ def test_csv_honours_explicit_limit(loaded):
     assert len(list(csv.DictReader(io.StringIO(response.text)))) == 7
 
 
-def test_csv_cells_cannot_become_formulas():
-    assert _cell("name", "=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
-    assert _cell("notes", "@SUM(A1)") == "'@SUM(A1)"
-    assert _cell("phone", "+61433479794") == "+61433479794"
-    assert _cell("name", "Plain Name") == "Plain Name"
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("-2+3", "'-2+3"),
+        ("+1 (512) 555-0100", "+1 (512) 555-0100"),
+        ("+61433479794", "+61433479794"),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("Plain Name", "Plain Name"),
+        (4.5, 4.5),
+        (None, ""),
+    ],
+)
+def test_csv_cells_cannot_become_formulas(value, written):
+    assert _cell(value) == written
 
 
 def test_patch_lead_user_fields(loaded):

@@ -31,7 +31,7 @@ def test_log_lines_are_json_with_fields(leadd, google_env, places_new):
     search_lines = [r for r in records if r.get("search_id") == search["id"]]
     assert {"search_started", "search_page_stored", "search_succeeded"} <= {r["event"] for r in search_lines}
     ready = daemon.events("daemon_ready")[0]
-    assert ready["dependencies"] == {"google_places": "configured"}
+    assert ready["dependencies"]["google_places"] == "configured"
 
 
 def test_debug_logs_redact_key_in_urls(leadd, google_env, google_maps):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -32,6 +33,9 @@ CSV_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
     ("phone_display", lambda lead: lead["phone_display"]),
     ("website", lambda lead: lead["website"]),
     ("website_domain", lambda lead: lead["website_domain"]),
+    ("email", lambda lead: lead["email"]),
+    ("opening_hours", lambda lead: lead["opening_hours"]),
+    ("category", lambda lead: lead["category"]),
     ("rating", lambda lead: lead["rating"]),
     ("user_rating_count", lambda lead: lead["user_rating_count"]),
     ("maps_url", lambda lead: lead["maps_url"]),
@@ -41,13 +45,22 @@ CSV_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
     ("first_seen_at", lambda lead: lead["first_seen_at"]),
     ("last_seen_at", lambda lead: lead["last_seen_at"]),
     ("content_expired", lambda lead: "true" if lead["content_expired"] else "false"),
+    ("score", lambda lead: lead["score"]),
+    ("score_reasons", lambda lead: ";".join(lead["score_reasons"])),
+    ("outreach", lambda lead: lead["outreach"]),
+    ("scored_at", lambda lead: lead["scored_at"]),
+    ("score_model", lambda lead: lead["score_model"]),
+    ("score_error", lambda lead: (lead["score_error"] or {}).get("code")),
     ("attribution", lambda lead: lead["attribution"]),
 ]
 
-# Columns whose text comes from businesses or users: a leading = + - @ would
-# make a spreadsheet run it as a formula, so such a cell gets a leading '.
-_FREE_TEXT = {"name", "address", "website", "notes", "tags", "types", "primary_type", "business_status"}
+# A text cell that starts with = + - @ would make a spreadsheet run it as a
+# formula, and businesses, OpenStreetMap contributors, users and the model
+# all write text that ends up here; such a cell gets a leading '. A phone
+# number (a + and digits, spaces, brackets, dots, dashes) cannot run
+# anything and is written as it is, so a CRM import reads it unchanged.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_PHONE = re.compile(r"^\+?[0-9 ().\-/]+$")
 
 
 def wants_csv(request: web.Request, format_param: str | None) -> bool:
@@ -57,10 +70,10 @@ def wants_csv(request: web.Request, format_param: str | None) -> bool:
     return "text/csv" in accept and "application/json" not in accept
 
 
-def _cell(column: str, value: Any) -> Any:
+def _cell(value: Any) -> Any:
     if value is None:
         return ""
-    if column in _FREE_TEXT and isinstance(value, str) and value.startswith(_FORMULA_START):
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_PHONE.match(value):
         return "'" + value
     return value
 
@@ -92,7 +105,7 @@ async def stream_leads_csv(
         size = _CHUNK_ROWS if remaining is None else min(_CHUNK_ROWS, remaining)
         leads, _ = await store.list_leads(replace(query, limit=size, offset=offset))
         for lead in leads:
-            writer.writerow([_cell(header, read(lead)) for header, read in CSV_COLUMNS])
+            writer.writerow([_cell(read(lead)) for _, read in CSV_COLUMNS])
         await response.write(buffer.getvalue().encode("utf-8"))
         buffer.seek(0)
         buffer.truncate()

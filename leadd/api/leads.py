@@ -42,6 +42,7 @@ async def lead_list_response(request: web.Request, search_id: str | None = None)
         has_phone=params.has_phone,
         has_website=params.has_website,
         min_rating=params.min_rating,
+        min_score=params.min_score,
         status=params.status,
         sort=params.sort or ("position" if search_id else "-last_seen_at"),
         limit=params.limit,

@@ -10,7 +10,16 @@ import json
 from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from leadd.api.problems import Problem
 from leadd.config import PlacesProvider
@@ -30,6 +39,12 @@ M = TypeVar("M", bound=BaseModel)
 LEAD_STATUSES = ("new", "contacted", "qualified", "disqualified")
 SEARCH_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
+# Google returns at most 60 places per query. Searches over OpenStreetMap
+# (imported data or one Overpass query) may request more, up to one page of
+# the lead list.
+GOOGLE_MAX_RESULTS = 60
+OSM_MAX_RESULTS = 500
+
 Language = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 Region = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -42,17 +57,50 @@ class SearchCreate(BaseModel):
 
     query: str = Field(min_length=1, max_length=200)
     location: str | None = Field(None, min_length=1, max_length=200)
-    max_results: int = Field(60, ge=1, le=60)
+    max_results: int = Field(60, ge=1, le=OSM_MAX_RESULTS)
     min_rating: float | None = Field(None, ge=0, le=5)
     require: list[Literal["phone", "website"]] = Field(default_factory=list, max_length=2)
     language: Language | None = None
     region: Region | None = None
     provider: PlacesProvider | None = None
+    # The ideal-customer profile the leads are scored against (docs/scoring.md).
+    profile: str | None = Field(None, min_length=1, max_length=2000)
+    # Score the leads; unset means yes when a profile is given and a model is configured.
+    score: bool | None = None
 
     @field_validator("require")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         return sorted(set(value))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _note_provider(cls, data: Any, info: ValidationInfo) -> Any:
+        # max_results is validated before provider, so its cap reads the
+        # requested provider from the validation context.
+        if isinstance(info.context, dict) and isinstance(data, dict):
+            info.context["requested_provider"] = data.get("provider")
+        return data
+
+    @field_validator("max_results")
+    @classmethod
+    def _cap_for_provider(cls, value: int, info: ValidationInfo) -> int:
+        """Allow more than GOOGLE_MAX_RESULTS only for osm, named or as the default (``default_provider`` in the context)."""
+        context = info.context if isinstance(info.context, dict) else {}
+        provider = context.get("requested_provider") or context.get("default_provider")
+        if value > GOOGLE_MAX_RESULTS and provider != PlacesProvider.OSM.value:
+            raise ValueError(
+                f"must be at most {GOOGLE_MAX_RESULTS} for Google providers (Google returns at most "
+                f"{GOOGLE_MAX_RESULTS} places per query); provider osm allows up to {OSM_MAX_RESULTS}"
+            )
+        return value
+
+    @field_validator("score")
+    @classmethod
+    def _score_needs_profile(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value and not info.data.get("profile"):
+            raise ValueError("scoring needs a profile: add profile (the ideal customer, up to 2,000 characters)")
+        return value
 
     @field_validator("region")
     @classmethod
@@ -104,12 +152,16 @@ class LeadListParams(_Page):
     has_phone: bool | None = None
     has_website: bool | None = None
     min_rating: float | None = Field(None, ge=0, le=5)
+    min_score: int | None = Field(None, ge=0, le=100)
     status: Literal["new", "contacted", "qualified", "disqualified"] | None = None
     format: Literal["json", "csv"] | None = None
 
 
-async def parse_body(request: web.Request, model: type[M]) -> M:
-    """Read a JSON body into ``model``: 415 for another content type, 400 for bad JSON, 422 for bad fields."""
+async def parse_body(request: web.Request, model: type[M], validation_context: dict[str, Any] | None = None) -> M:
+    """Read a JSON body into ``model``: 415 for another content type, 400 for bad JSON, 422 for bad fields.
+
+    ``validation_context`` goes to pydantic's validators (SearchCreate reads default_provider).
+    """
     if request.content_type != "application/json":
         raise Problem(
             415,
@@ -124,7 +176,7 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise Problem(422, "the body must be a JSON object", code="invalid_fields", errors=[{"pointer": "#", "detail": "must be an object"}])
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=validation_context)
     except ValidationError as exc:
         raise _invalid(exc, "pointer") from None
 

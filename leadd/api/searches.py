@@ -49,7 +49,9 @@ async def create_search(request: web.Request) -> web.Response:
             code="invalid_fields",
             errors=[{"header": "Idempotency-Key", "detail": "must be 1 to 255 visible ASCII characters"}],
         )
-    body = await parse_body(request, SearchCreate)
+    body = await parse_body(
+        request, SearchCreate, validation_context={"default_provider": context.settings.default_provider.value}
+    )
     provider = body.provider or context.settings.default_provider
     context.providers.ensure_configured(provider.value)
 

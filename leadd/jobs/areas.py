@@ -18,6 +18,7 @@ class ResolvedArea:
     geocoder: str
     cached: bool
     calls: int  # upstream geocoding calls this resolution cost
+    calls_kind: str  # how the calls count in a search's usage
 
 
 def location_not_found(location: str) -> PermanentUpstreamError:
@@ -58,4 +59,4 @@ class AreaResolver:
         if not hit:
             area, calls = await geocoder.geocode(location, region=region, language=language)
             await self._store.cache_area(geocoder.name, key, area)
-        return ResolvedArea(area=area, geocoder=geocoder.name, cached=hit, calls=calls)
+        return ResolvedArea(area=area, geocoder=geocoder.name, cached=hit, calls=calls, calls_kind=geocoder.calls_kind)

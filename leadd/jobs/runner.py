@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 # failed instead: it may be what crashes the daemon.
 MAX_ATTEMPTS = 5
 
-# Called after a search succeeded with its id; the scoring stage hooks in here.
-AfterSearch = Callable[[str], Awaitable[None]]
+# Called with a search's id once every page is stored and before the search
+# is marked succeeded: the scoring stage.
+AfterPlaces = Callable[[str], Awaitable[None]]
 
 
 def spec_from_row(row: sqlite3.Row) -> SearchSpec:
@@ -68,7 +69,7 @@ class SearchRunner:
         self._redact = redactor
         self._is_cancelled = is_cancelled
         self._areas = AreaResolver(store, providers)
-        self.after_search: list[AfterSearch] = []
+        self.after_places: list[AfterPlaces] = []
         self.last_error: str | None = None
 
     async def run(self, search_id: str) -> None:
@@ -102,7 +103,13 @@ class SearchRunner:
         )
         started = time.monotonic()
         try:
-            stored = await self._fetch(search_id, row)
+            if row["places_stored_at"] is None:
+                stored = await self._fetch(search_id, row)
+                await self._store.mark_places_stored(search_id)
+            else:
+                stored = row["leads_stored"]  # an earlier attempt stored every page
+            for stage in self.after_places:
+                await stage(search_id)
         except asyncio.CancelledError:
             if self._is_cancelled(search_id):
                 log.info("search cancelled by the user", extra={"event": "search_cancelled"})
@@ -127,8 +134,6 @@ class SearchRunner:
                 time.monotonic() - started,
                 extra={"event": "search_succeeded", "leads_stored": stored},
             )
-        for hook in self.after_search:
-            await hook(search_id)
 
     async def _fetch(self, search_id: str, row: sqlite3.Row) -> int:
         spec = spec_from_row(row)
@@ -158,7 +163,7 @@ class SearchRunner:
             await self._store.add_warning(search_id, f"location ignored: provider {provider} has no geocoder")
             return None
         if resolved.calls:
-            await self._store.add_usage(search_id, {"geocoding": resolved.calls})
+            await self._store.add_usage(search_id, {resolved.calls_kind: resolved.calls})
         if resolved.area is None:
             raise location_not_found(spec.location)
         return resolved.area

@@ -36,6 +36,8 @@ class Providers:
         self._geocoders: dict[str, Geocoder] = {}
         self._google: GoogleMapsClient | None = None
         self._missing: dict[str, str] = {}
+        # Dependency name -> state, for providers registered after start.
+        self._states: dict[str, str] = {}
 
         key = settings.google_places_api_key.get_secret_value() if settings.google_places_api_key else None
         if key:
@@ -70,8 +72,20 @@ class Providers:
         )
         return cls(settings, session)
 
-    def register(self, name: str, provider: Provider | None, geocoder: Geocoder | None, missing: str | None = None) -> None:
-        """Add a provider (and its geocoder), or record what its configuration lacks."""
+    def register(
+        self,
+        name: str,
+        provider: Provider | None,
+        geocoder: Geocoder | None,
+        missing: str | None = None,
+        states: dict[str, str] | None = None,
+    ) -> None:
+        """Add a provider (and its geocoder), or record what its configuration lacks.
+
+        ``states`` are its upstreams' dependency states for /health/detailed,
+        such as {"overpass": "configured"}.
+        """
+        self._states.update(states or {})
         if provider is None:
             self._missing[name] = missing or "its settings"
             return
@@ -95,7 +109,7 @@ class Providers:
         return sorted(self._providers)
 
     def dependency_states(self) -> dict[str, str]:
-        return {"google_places": "configured" if self._google is not None else "missing"}
+        return {"google_places": "configured" if self._google is not None else "missing", **self._states}
 
     async def close(self) -> None:
         if self._google is not None:

@@ -121,6 +121,7 @@ class GoogleGeocoder:
     """Geocoding through googlemaps: the first result's viewport becomes the search area."""
 
     name = "google"
+    calls_kind = "geocoding"  # billed by Google
 
     def __init__(self, client: GoogleMapsClient) -> None:
         self._client = client

@@ -23,7 +23,7 @@ from leadd.providers.errors import (
     UpstreamTimeout,
 )
 from leadd.providers.retry import RetryPolicy, call_with_retries
-from leadd.providers.values import integer_or_none, number_or_none, text_or_none
+from leadd.providers.values import integer_or_none, number_or_none, retry_after_s, text_or_none
 
 __all__ = ["FIELD_MASK", "PlacesNewProvider", "parse_place"]
 
@@ -155,7 +155,7 @@ class PlacesNewProvider:
             async with self._session.post(self._url, json=body, headers=headers, timeout=self._timeout) as response:
                 raw = await response.read()
                 status = response.status
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                retry_after = retry_after_s(response.headers.get("Retry-After"))
         except TimeoutError as exc:
             raise UpstreamTimeout(_UPSTREAM, "Places API (New) timed out", status="TIMEOUT") from exc
         except aiohttp.ClientError as exc:
@@ -163,15 +163,6 @@ class PlacesNewProvider:
                 _UPSTREAM, f"cannot reach Places API (New): {type(exc).__name__}", status="UNAVAILABLE"
             ) from exc
         return _decode(status, raw, retry_after)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _decode(status: int, raw: bytes, retry_after: float | None) -> dict[str, Any]:

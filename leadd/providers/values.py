@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["integer_or_none", "number_or_none", "text_or_none"]
+__all__ = ["integer_or_none", "number_or_none", "retry_after_s", "text_or_none"]
 
 
 def text_or_none(value: Any) -> str | None:
@@ -24,3 +24,14 @@ def integer_or_none(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """Read a Retry-After header given in seconds; None when absent or not a number (an HTTP date)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None

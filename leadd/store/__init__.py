@@ -97,6 +97,10 @@ class Store:
 
         return await self.db.write(write)
 
+    async def mark_places_stored(self, search_id: str) -> None:
+        """Record that every page of a search is stored; a resumed run then skips the fetch."""
+        await self.db.write(search_rows.mark_places_stored, search_id, utc_now())
+
     async def add_usage(self, search_id: str, calls: dict[str, int]) -> None:
         if calls:
             await self.db.write(search_rows.add_usage, search_id, calls, utc_now())

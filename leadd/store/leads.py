@@ -10,6 +10,7 @@ from typing import Any
 
 from leadd.providers.base import Page, Place
 from leadd.store.normalize import phone_e164, website_domain
+from leadd.store.scores import LATEST_SCORE_JOIN, SCORE_COLUMNS, SCORE_SORTS, lead_score_json, search_score_join
 
 __all__ = [
     "ATTRIBUTIONS",
@@ -43,6 +44,8 @@ GOOGLE_CONTENT_COLUMNS = (
     "website_domain",
     "rating",
     "user_rating_count",
+    "email",
+    "opening_hours",
 )
 
 # sort parameter -> ORDER BY; every order ends with the id so pages are stable.
@@ -56,17 +59,20 @@ LEAD_SORTS = {
     "-rating": "leads.rating IS NULL, leads.rating DESC, leads.user_rating_count DESC, leads.id ASC",
     "rating": "leads.rating IS NULL, leads.rating ASC, leads.id ASC",
     "position": "search_leads.position ASC, leads.id ASC",
+    **SCORE_SORTS,
 }
 
 _UPSERT = """
 INSERT INTO leads (
     source, place_id, name, address, latitude, longitude, primary_type, types,
     business_status, maps_url, phone, phone_display, website, website_domain,
-    rating, user_rating_count, content_fetched_at, first_seen_at, last_seen_at
+    rating, user_rating_count, email, opening_hours, category, keywords, osm_tags,
+    content_fetched_at, first_seen_at, last_seen_at
 ) VALUES (
     :source, :place_id, :name, :address, :latitude, :longitude, :primary_type, :types,
     :business_status, :maps_url, :phone, :phone_display, :website, :website_domain,
-    :rating, :user_rating_count, :now, :now, :now
+    :rating, :user_rating_count, :email, :opening_hours, :category, :keywords, :osm_tags,
+    :now, :now, :now
 )
 ON CONFLICT (source, place_id) DO UPDATE SET
     name = COALESCE(excluded.name, leads.name),
@@ -83,6 +89,11 @@ ON CONFLICT (source, place_id) DO UPDATE SET
     website_domain = COALESCE(excluded.website_domain, leads.website_domain),
     rating = COALESCE(excluded.rating, leads.rating),
     user_rating_count = COALESCE(excluded.user_rating_count, leads.user_rating_count),
+    email = COALESCE(excluded.email, leads.email),
+    opening_hours = COALESCE(excluded.opening_hours, leads.opening_hours),
+    category = COALESCE(excluded.category, leads.category),
+    keywords = COALESCE(excluded.keywords, leads.keywords),
+    osm_tags = COALESCE(excluded.osm_tags, leads.osm_tags),
     content_fetched_at = excluded.content_fetched_at,
     content_purged_at = NULL,
     last_seen_at = excluded.last_seen_at
@@ -108,6 +119,14 @@ def _place_row(place: Place, region: str | None, now: str) -> dict[str, Any]:
         "website_domain": website_domain(place.website),
         "rating": place.rating,
         "user_rating_count": place.user_rating_count,
+        "email": place.email,
+        "opening_hours": place.opening_hours,
+        # OpenStreetMap places carry these in extra (leadd.osm.tags.place_from_element).
+        "category": place.extra.get("category"),
+        "keywords": place.extra.get("keywords"),
+        "osm_tags": json.dumps(place.extra["osm_tags"], ensure_ascii=False, sort_keys=True)
+        if place.extra.get("osm_tags")
+        else None,
         "now": now,
     }
 
@@ -166,6 +185,7 @@ class LeadQuery:
     has_phone: bool | None = None
     has_website: bool | None = None
     min_rating: float | None = None
+    min_score: int | None = None
     status: str | None = None
     sort: str = "-last_seen_at"
     limit: int = 100
@@ -181,6 +201,10 @@ class LeadQuery:
         if self.search_id is not None:
             join = "JOIN search_leads ON search_leads.lead_id = leads.id AND search_leads.search_id = ?"
             params.append(self.search_id)
+        # The score a lead shows: its search's profile and model, else its latest (leadd.store.scores).
+        score_join, score_params = search_score_join(self.search_id) if self.search_id else (LATEST_SCORE_JOIN, [])
+        join = f"{join} {score_join}"
+        params += score_params
         if self.source is not None:
             clauses.append("leads.source = ?")
             params.append(self.source)
@@ -195,6 +219,9 @@ class LeadQuery:
         if self.min_rating is not None:
             clauses.append("leads.rating >= ?")
             params.append(self.min_rating)
+        if self.min_score is not None:
+            clauses.append("lead_score.score >= ?")
+            params.append(self.min_score)
         if self.status is not None:
             clauses.append("leads.status = ?")
             params.append(self.status)
@@ -206,7 +233,7 @@ class LeadQuery:
 
 _LEAD_COLUMNS = (
     "leads.*, (SELECT json_group_array(search_id) FROM search_leads AS links"
-    " WHERE links.lead_id = leads.id) AS search_ids"
+    " WHERE links.lead_id = leads.id) AS search_ids, " + SCORE_COLUMNS
 )
 
 
@@ -221,7 +248,7 @@ def list_leads(conn: sqlite3.Connection, query: LeadQuery) -> tuple[list[sqlite3
 
 
 def get_lead(conn: sqlite3.Connection, lead_id: int) -> sqlite3.Row | None:
-    return conn.execute(f"SELECT {_LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,)).fetchone()
+    return conn.execute(f"SELECT {_LEAD_COLUMNS} FROM leads {LATEST_SCORE_JOIN} WHERE leads.id = ?", (lead_id,)).fetchone()
 
 
 def update_lead(conn: sqlite3.Connection, lead_id: int, changes: dict[str, Any]) -> sqlite3.Row | None:
@@ -248,6 +275,8 @@ def purge_google_content(conn: sqlite3.Connection, fetched_before: str, now: str
         (now, fetched_before),
     )
     conn.execute("DELETE FROM geocode_cache WHERE provider = 'google' AND fetched_at < ?", (fetched_before,))
+    # Scores, reasons and outreach lines were written from that content, so they go with it.
+    conn.execute("DELETE FROM lead_scores WHERE lead_id IN (SELECT id FROM leads WHERE content_purged_at = ?)", (now,))
     return cursor.rowcount
 
 
@@ -272,6 +301,9 @@ def lead_to_json(row: sqlite3.Row) -> dict[str, Any]:
         "phone_display": row["phone_display"],
         "website": row["website"],
         "website_domain": row["website_domain"],
+        "email": row["email"],
+        "opening_hours": row["opening_hours"],
+        "category": row["category"],
         "rating": row["rating"],
         "user_rating_count": row["user_rating_count"],
         "first_seen_at": row["first_seen_at"],
@@ -281,5 +313,6 @@ def lead_to_json(row: sqlite3.Row) -> dict[str, Any]:
         "notes": row["notes"],
         "tags": json.loads(row["tags"] or "[]"),
         "search_ids": json.loads(row["search_ids"]) if "search_ids" in keys and row["search_ids"] else [],
+        **lead_score_json(row),
         "attribution": ATTRIBUTIONS.get(row["source"]),
     }

@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from leadd.store.scores import scoring_json
+
 __all__ = [
     "ACTIVE_STATES",
     "TERMINAL_STATES",
@@ -16,6 +18,9 @@ __all__ = [
     "SearchRecord",
     "search_to_json",
 ]
+
+# Upstream calls Google bills; OpenStreetMap calls (nominatim, overpass) are free.
+BILLED_CALLS = frozenset({"places_text_search", "place_details", "geocoding"})
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 ACTIVE_STATES = (QUEUED, RUNNING)
@@ -131,6 +136,10 @@ def start_attempt(conn: sqlite3.Connection, search_id: str, now: str) -> sqlite3
     return get_search(conn, search_id)
 
 
+def mark_places_stored(conn: sqlite3.Connection, search_id: str, now: str) -> None:
+    conn.execute("UPDATE searches SET places_stored_at = ?, updated_at = ? WHERE id = ?", (now, now, search_id))
+
+
 def add_usage(conn: sqlite3.Connection, search_id: str, calls: dict[str, int], now: str) -> None:
     row = conn.execute("SELECT usage FROM searches WHERE id = ?", (search_id,)).fetchone()
     if row is None:
@@ -203,7 +212,8 @@ def search_to_json(row: sqlite3.Row) -> dict[str, Any]:
             "places_found": row["places_found"],
             "leads_stored": row["leads_stored"],
         },
-        "usage": {"calls": usage, "billed_calls": sum(usage.values())},
+        "usage": {"calls": usage, "billed_calls": sum(count for kind, count in usage.items() if kind in BILLED_CALLS)},
+        "scoring": scoring_json(row),
         "warnings": json.loads(row["warnings"] or "[]"),
         "error": error,
         "links": {"self": f"/v1/searches/{search_id}", "leads": f"/v1/searches/{search_id}/leads"},
