@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from leadd import __version__
@@ -71,12 +73,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(Daemon(settings, redactor, Notifier()).run())
 
 
-def cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        settings = _load(args)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EX_CONFIG
+def _with_settings(command: Callable[[argparse.Namespace, Settings], int]) -> Callable[[argparse.Namespace], int]:
+    """Load the settings for ``command``, or print every problem and return EX_CONFIG."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            settings = _load(args)
+        except ConfigError as exc:
+            print(exc.render(), file=sys.stderr)
+            return EX_CONFIG
+        return command(args, settings)
+
+    return run
+
+
+@_with_settings
+def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     width = max(len(name) for name, _ in settings.describe())
     for name, shown in settings.describe():
         print(f"{name.ljust(width)}  {shown}")
@@ -86,13 +99,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
-    try:
-        settings = _load(args)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EX_CONFIG
-
+@_with_settings
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     import sqlite3
 
     from leadd.store.backup import backup_database
@@ -107,13 +115,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import_osm(args: argparse.Namespace) -> int:
-    try:
-        settings = _load(args)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EX_CONFIG
-
+@_with_settings
+def cmd_import_osm(args: argparse.Namespace, settings: Settings) -> int:
     from leadd.osm.bundled import run_import
 
     return run_import(settings, Path(args.file), args.region)

@@ -20,7 +20,7 @@ from typing import Any
 
 from leadd.providers.base import Place
 from leadd.store import utc_now
-from leadd.store.normalize import phone_e164, website_domain
+from leadd.store.leads import place_content
 
 __all__ = ["GazetteerRow", "ImportWriter", "lead_row"]
 
@@ -71,27 +71,11 @@ _LOOKUP_CHUNK = 500
 
 def lead_row(place: Place, region: str | None) -> dict[str, Any]:
     """Return the lead columns an import writes for ``place`` (see leadd.osm.tags.place_from_element)."""
-    extra = place.extra
-    return {
-        "place_id": place.place_id,
-        "name": place.name,
-        "address": place.address,
-        "latitude": place.latitude,
-        "longitude": place.longitude,
-        "primary_type": place.primary_type,
-        "types": json.dumps(place.types) if place.types else None,
-        "maps_url": place.maps_url,
-        "phone": phone_e164(place.phone_international, place.phone_national, region),
-        "phone_display": place.phone_international or place.phone_national,
-        "website": place.website,
-        "website_domain": website_domain(place.website),
-        "email": place.email,
-        "opening_hours": place.opening_hours,
-        "category": extra.get("category"),
-        "keywords": extra.get("keywords"),
-        "osm_version": extra.get("osm_version"),
-        "osm_tags": json.dumps(extra.get("osm_tags") or {}, ensure_ascii=False, sort_keys=True),
-    }
+    content = place_content(place, region)
+    row = {column: content[column] for column in _CONTENT_COLUMNS if column in content}
+    row["place_id"] = place.place_id
+    row["osm_version"] = place.extra.get("osm_version")
+    return row
 
 
 @dataclass(frozen=True)

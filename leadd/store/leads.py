@@ -101,10 +101,9 @@ RETURNING id
 """
 
 
-def _place_row(place: Place, region: str | None, now: str) -> dict[str, Any]:
+def place_content(place: Place, region: str | None) -> dict[str, Any]:
+    """Return the lead columns a source fills for ``place``, normalised (phone, website domain)."""
     return {
-        "source": place.source,
-        "place_id": place.place_id,
         "name": place.name,
         "address": place.address,
         "latitude": place.latitude,
@@ -127,8 +126,11 @@ def _place_row(place: Place, region: str | None, now: str) -> dict[str, Any]:
         "osm_tags": json.dumps(place.extra["osm_tags"], ensure_ascii=False, sort_keys=True)
         if place.extra.get("osm_tags")
         else None,
-        "now": now,
     }
+
+
+def _place_row(place: Place, region: str | None, now: str) -> dict[str, Any]:
+    return {"source": place.source, "place_id": place.place_id, **place_content(place, region), "now": now}
 
 
 def upsert_place(conn: sqlite3.Connection, place: Place, region: str | None, now: str) -> int:
