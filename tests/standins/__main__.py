@@ -15,6 +15,9 @@ import threading
 STANDINS = {
     "places_new": "tests.standins.google_places:PlacesNewStandIn",
     "google_maps": "tests.standins.google_maps:GoogleMapsStandIn",
+    "openai_chat": "tests.standins.openai_chat:OpenAIChatStandIn",
+    "overpass": "tests.standins.overpass:OverpassStandIn",
+    "nominatim": "tests.standins.nominatim:NominatimStandIn",
 }
 
 
@@ -22,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.standins", description=__doc__)
     parser.add_argument("name", choices=sorted(STANDINS))
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
-    parser.add_argument("--api-key", help="key the stand-in accepts (Google stand-ins)")
+    parser.add_argument("--api-key", help="key the stand-in accepts (Google and OpenAI stand-ins)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     args = parser.parse_args()
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import GOOGLE_KEY
+from tests.standins.openai_chat import OPENAI_KEY
 from tests.systemd.release import (
     REPO,
     SOURCE_IN_SYSTEM,
@@ -23,6 +24,7 @@ from tests.testbed import Instance, TestbedError
 
 PLACES_PORT = 8081
 MAPS_PORT = 8082
+OPENAI_PORT = 8083
 LEADD_URL = "http://127.0.0.1:5057"
 
 BASE_ENV = {
@@ -142,14 +144,18 @@ def system() -> Iterator[System]:
     try:
         install_release(instance)
         venv_python = "/opt/leadd/current/venv/bin/python"
-        for name, port in (("places_new", PLACES_PORT), ("google_maps", MAPS_PORT)):
+        for name, port, key in (
+            ("places_new", PLACES_PORT, GOOGLE_KEY),
+            ("google_maps", MAPS_PORT, GOOGLE_KEY),
+            ("openai_chat", OPENAI_PORT, OPENAI_KEY),
+        ):
             instance.run(
                 f"systemd-run --unit=standin-{name} --setenv=PYTHONPATH={SOURCE_IN_SYSTEM} "
                 f"--working-directory={SOURCE_IN_SYSTEM} {venv_python} -m tests.standins {name} "
-                f"--port {port} --api-key {GOOGLE_KEY}"
+                f"--port {port} --api-key {key}"
             )
         system = System(instance)
-        for port in (PLACES_PORT, MAPS_PORT):
+        for port in (PLACES_PORT, MAPS_PORT, OPENAI_PORT):
             system.wait(
                 lambda port=port: system.run(f"curl -sf -X POST http://127.0.0.1:{port}/_standin/reset", check=False).returncode == 0,
                 what=f"the stand-in on port {port}",
@@ -163,7 +169,7 @@ def system() -> Iterator[System]:
 def leadd_unit(system: System) -> Iterator[System]:
     """A stopped leadd with a fresh environment file and state; stand-ins reset."""
     system.reset_unit()
-    for port in (PLACES_PORT, MAPS_PORT):
+    for port in (PLACES_PORT, MAPS_PORT, OPENAI_PORT):
         system.standin(port, "", {}, action="reset")
     yield system
     system.run("systemctl stop leadd", check=False)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from tests.systemd.conftest import MAPS_PORT, PLACES_PORT, System
+from tests.systemd.conftest import MAPS_PORT, OPENAI_PORT, PLACES_PORT, System
+from tests.standins.openai_chat import OPENAI_KEY
 
 
 def test_unit_file_verifies(system: System):
@@ -201,3 +202,37 @@ def test_logrotate_loses_no_line(leadd_unit: System):
     assert "leadd.log" in files and "leadd.log.1" in files
     owner = leadd_unit.run("stat -c '%U %a' /var/log/leadd/leadd.log").stdout.strip()
     assert owner == "leadd 640"
+
+
+def test_osm_import_and_scoring_in_sandbox(leadd_unit: System):
+    # pyosmium (C++), the OpenAI SDK and its aiohttp transport load under
+    # MemoryDenyWriteExecute and the system call filter too.
+    leadd_unit.reset_unit(
+        {
+            "LEADD_OSM_IMPORT_BUNDLED": "true",
+            "LEADD_OVERPASS_URL": "",
+            "LEADD_NOMINATIM_URL": "",
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{OPENAI_PORT}/v1",
+        }
+    )
+    leadd_unit.run("systemctl start leadd")
+
+    search = leadd_unit.api(
+        "POST",
+        "/v1/searches",
+        {"query": "cafe", "location": "Helsinki", "provider": "osm", "max_results": 20, "profile": "cafes that serve lunch"},
+    )
+    done = leadd_unit.wait(
+        lambda: (s := leadd_unit.api("GET", f"/v1/searches/{search['id']}"))["state"] in ("succeeded", "failed") and s,
+        what="the scored OpenStreetMap search",
+    )
+
+    assert done["state"] == "succeeded", done
+    assert done["progress"]["leads_stored"] == 20
+    assert done["scoring"]["state"] == "done", done["scoring"]
+    assert done["scoring"]["leads_scored"] >= 1
+    leads = leadd_unit.api("GET", f"/v1/searches/{search['id']}/leads?sort=-score")["items"]
+    assert leads[0]["score"] is not None
+    assert leads[0]["attribution"] == "© OpenStreetMap contributors"
+    assert leadd_unit.show("NRestarts")["NRestarts"] == "0"
