@@ -573,11 +573,23 @@ def _describe_error(field: str, error: dict[str, Any]) -> str:
 
 
 def _check_state_dir(state_dir: Path) -> list[ConfigProblem]:
+    """Check that ``state_dir`` is, or can be created as, a writable folder; create nothing.
+
+    The store creates a missing folder when it opens, so check-config can
+    run anywhere without leaving folders behind.
+    """
     variable = env_name("state_dir")
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return [ConfigProblem(variable, f"cannot create {state_dir}: {exc.strerror}; create it or point the variable elsewhere")]
+    existing = state_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != state_dir:
+        if not existing.is_dir():
+            return [ConfigProblem(variable, f"cannot create {state_dir}: {existing} is not a folder; point the variable elsewhere")]
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return [ConfigProblem(variable, f"cannot create {state_dir}: {existing} is not writable by this user; create it or point the variable elsewhere")]
+        return []
+    if not state_dir.is_dir():
+        return [ConfigProblem(variable, f"{state_dir} is not a folder; point the variable elsewhere")]
     if not os.access(state_dir, os.W_OK | os.X_OK):
         return [ConfigProblem(variable, f"{state_dir} is not writable by this user; fix its owner or mode")]
     return []

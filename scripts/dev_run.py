@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -50,6 +51,14 @@ def _call(base: str, method: str, path: str, token: str | None, body: dict | Non
         return json.loads(response.read())
 
 
+def _port_taken(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def _wait_ready(base: str, daemon: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -74,6 +83,8 @@ def _run_sample(base: str, token: str | None) -> None:
     if search["state"] != "succeeded":
         print(f"The sample search ended {search['state']}: {search.get('error')}")
         return
+    for warning in search["warnings"]:
+        print(f"note: {warning}")
     leads = _call(base, "GET", f"/v1/searches/{search['id']}/leads?limit=10", token)["items"]
     print(f"{search['progress']['leads_stored']} leads; the first {len(leads)}:\n")
     for lead in leads:
@@ -81,9 +92,10 @@ def _run_sample(base: str, token: str | None) -> None:
         print(f"  {(lead['name'] or '?')[:40]:40}  {contact}")
     if leads:
         print(f"\n  {leads[0]['attribution']}")
+    auth = " -H \"Authorization: Bearer $LEADD_API_TOKEN\"" if token else ""
     print(
-        f"\nTry:\n  curl -s {base}/v1/searches/{search['id']}/leads?format=csv\n"
-        f"  curl -s -X POST {base}/v1/searches -H 'Content-Type: application/json' "
+        f"\nTry:\n  curl -s{auth} '{base}/v1/searches/{search['id']}/leads?format=csv'\n"
+        f"  curl -s{auth} -X POST {base}/v1/searches -H 'Content-Type: application/json' "
         "-d '{\"query\": \"bakery\", \"location\": \"Helsinki\"}'\n"
     )
 
@@ -104,8 +116,14 @@ def _show_problems(daemon: subprocess.Popen[bytes]) -> None:
 def main() -> int:
     settings = _settings()
     host = settings.get("LEADD_HOST", "127.0.0.1")
-    base = f"http://{host}:{settings.get('LEADD_PORT', '5057')}"
+    port_text = settings.get("LEADD_PORT", "5057")
     token = settings.get("LEADD_API_TOKEN") or None
+    if not port_text.isdigit():
+        # leadd itself rejects it too; say so before building a URL from it.
+        sys.exit(f"LEADD_PORT={port_text!r} is not a port number; set a number from 1 to 65535")
+    if _port_taken(host if host not in ("0.0.0.0", "::") else "127.0.0.1", int(port_text)):
+        sys.exit(f"something already listens on {host}:{port_text}: stop the other leadd, or set LEADD_PORT in .env")
+    base = f"http://{host}:{port_text}"
     Path(settings["LEADD_STATE_DIR"]).mkdir(parents=True, exist_ok=True)
 
     print(f"Starting leadd on {base} (state: {settings['LEADD_STATE_DIR']}, log: {settings['LEADD_LOG_FILE']})")
@@ -123,7 +141,9 @@ def main() -> int:
     if not settings["LEADD_OVERPASS_URL"]:
         print("Live OpenStreetMap searches are off: set LEADD_OVERPASS_URL and LEADD_NOMINATIM_URL in .env to use them.")
     print(f"leadd is serving on {base}; the API is described at {base}/openapi.yaml. Stop with Ctrl-C.")
-    return daemon.wait()
+    status = daemon.wait()
+    print(f"leadd stopped (exit status {status}).")
+    return status
 
 
 if __name__ == "__main__":

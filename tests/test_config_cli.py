@@ -89,6 +89,15 @@ def test_check_config_unwritable_state_dir_is_78(tmp_path):
     assert "LEADD_STATE_DIR" in result.stderr
 
 
+def test_check_config_creates_no_state_dir(tmp_path):
+    state = tmp_path / "not" / "yet" / "there"
+
+    result = run_leadd(["check-config"], {"LEADD_STATE_DIR": str(state)}, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "not").exists()
+
+
 def test_provider_needs_key(tmp_path):
     result = run_leadd(["check-config"], {"LEADD_PLACES_PROVIDER": "places_legacy"}, tmp_path)
 

@@ -157,6 +157,18 @@ def test_min_rating_warns_no_ratings(helsinki):
     assert any("no ratings" in warning for warning in search["warnings"])
 
 
+def test_unknown_location_offline_names_the_fix(leadd):
+    client = leadd({"LEADD_NOMINATIM_URL": "", "LEADD_OVERPASS_URL": ""}, name="no-live").client()
+
+    response = client.get("/v1/geocode", params={"location": "Austin, TX", "provider": "osm"})
+
+    assert response.status_code == 404
+    detail = response.json()["detail"]
+    assert "Austin, TX" in detail
+    assert "LEADD_NOMINATIM_URL" in detail
+    assert "GOOGLE_PLACES_API_KEY" in detail
+
+
 def test_unknown_location_offline_fails_clearly(helsinki):
     client = helsinki.client()
 

@@ -79,6 +79,7 @@ def test_search_unknown_location_fails_clearly(leadd, google_env, places_new):
     assert search["state"] == "failed"
     assert search["error"]["code"] == "geocoding_zero_results"
     assert "Nowhere Land" in search["error"]["message"]
+    assert "Geocoding API found no match" in search["error"]["message"]
     assert places_new.requests("search_text") == []
 
 

@@ -38,7 +38,7 @@ async def geocode(request: web.Request) -> web.Response:
     if resolved.area is None:
         raise Problem(
             404,
-            f"the location {params.location!r} was not found; try a city, region or address such as 'Austin, TX'",
+            resolved.not_found_message(params.location),
             code="location_not_found",
         )
     return web.json_response(

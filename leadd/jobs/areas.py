@@ -19,14 +19,18 @@ class ResolvedArea:
     cached: bool
     calls: int  # upstream geocoding calls this resolution cost
     calls_kind: str  # how the calls count in a search's usage
+    miss_hint: str  # why a miss can happen with this geocoder, and what to do
+
+    def not_found_message(self, location: str) -> str:
+        return f"the location {location!r} was not found: {self.miss_hint}"
 
 
-def location_not_found(location: str) -> PermanentUpstreamError:
+def location_not_found(resolved: ResolvedArea, location: str) -> PermanentUpstreamError:
     return PermanentUpstreamError(
         "geocoding",
         f"no match for location {location!r}",
         status="ZERO_RESULTS",
-        user_message=f"the location {location!r} was not found; use a city, region or address such as 'Austin, TX'",
+        user_message=resolved.not_found_message(location),
     )
 
 
@@ -59,4 +63,11 @@ class AreaResolver:
         if not hit:
             area, calls = await geocoder.geocode(location, region=region, language=language)
             await self._store.cache_area(geocoder.name, key, area)
-        return ResolvedArea(area=area, geocoder=geocoder.name, cached=hit, calls=calls, calls_kind=geocoder.calls_kind)
+        return ResolvedArea(
+            area=area,
+            geocoder=geocoder.name,
+            cached=hit,
+            calls=calls,
+            calls_kind=geocoder.calls_kind,
+            miss_hint=geocoder.miss_hint,
+        )

@@ -165,7 +165,7 @@ class SearchRunner:
         if resolved.calls:
             await self._store.add_usage(search_id, {resolved.calls_kind: resolved.calls})
         if resolved.area is None:
-            raise location_not_found(spec.location)
+            raise location_not_found(resolved, spec.location)
         return resolved.area
 
     async def _fail(self, search_id: str, code: str, message: str) -> None:

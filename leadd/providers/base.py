@@ -128,11 +128,13 @@ class Page:
 
 
 class Geocoder(Protocol):
-    """Turns location text into an Area. ``name`` keys its cache entries;
-    ``calls_kind`` names its upstream calls in a search's usage."""
+    """Turns location text into an Area. ``name`` keys its cache entries,
+    ``calls_kind`` names its upstream calls in a search's usage, and
+    ``miss_hint`` tells a user why a location may not be found."""
 
     name: str
     calls_kind: str
+    miss_hint: str
 
     async def geocode(self, text: str, *, region: str | None, language: str | None) -> tuple[Area | None, int]:
         """Return the area for ``text`` (None when nothing matches) and the upstream calls made."""

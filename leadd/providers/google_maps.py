@@ -122,6 +122,7 @@ class GoogleGeocoder:
 
     name = "google"
     calls_kind = "geocoding"  # billed by Google
+    miss_hint = "Google's Geocoding API found no match; check the spelling or add the region or country"
 
     def __init__(self, client: GoogleMapsClient) -> None:
         self._client = client

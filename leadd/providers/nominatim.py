@@ -66,6 +66,7 @@ class NominatimGeocoder:
 
     name = "nominatim"
     calls_kind = "nominatim"
+    miss_hint = "Nominatim found no match; check the spelling or add the country"
 
     def __init__(
         self,

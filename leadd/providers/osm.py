@@ -65,6 +65,16 @@ class OsmGeocoder:
         self._store = store
         self._nominatim = nominatim
 
+    @property
+    def miss_hint(self) -> str:
+        if self._nominatim is not None:
+            return "neither the imported OpenStreetMap extracts nor Nominatim know it; check the spelling or add the country"
+        return (
+            "without Nominatim only places in the imported OpenStreetMap extracts are known (the bundled one "
+            "covers central Helsinki); set LEADD_NOMINATIM_URL to look up other places, or GOOGLE_PLACES_API_KEY "
+            "to search with Google"
+        )
+
     async def geocode(self, text: str, *, region: str | None, language: str | None) -> tuple[Area | None, int]:
         area = await self._store.db.read(gazetteer.lookup_area, text)
         if area is not None or self._nominatim is None:

@@ -70,12 +70,13 @@ class Database:
         """
         loop = asyncio.get_running_loop()
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = await loop.run_in_executor(self._writer_pool, _connect, self.path)
             self.schema_version = await loop.run_in_executor(
                 self._writer_pool, apply_migrations, self._writer, on_migration
             )
             self._reader = await loop.run_in_executor(self._reader_pool, _connect, self.path, True)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             await self.close()
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
 
