@@ -29,16 +29,25 @@ log = logging.getLogger("leadd")
 
 
 def _env_file(args: argparse.Namespace) -> Path | None:
-    """Return the .env file to read: --env-file, else LEADD_ENV_FILE, else ./.env."""
+    """Return the .env file to read: --env-file, else LEADD_ENV_FILE, else ./.env.
+
+    Under systemd (which sets INVOCATION_ID) there is no implicit ./.env:
+    the unit's EnvironmentFile= is the one source, so a stray file in the
+    working directory cannot add settings.
+    """
     if args.env_file:
         return Path(args.env_file)
     if os.environ.get("LEADD_ENV_FILE"):
         return Path(os.environ["LEADD_ENV_FILE"])
+    if os.environ.get("INVOCATION_ID"):
+        return None
     return Path(".env")
 
 
 def _load(args: argparse.Namespace) -> Settings:
     env_file = _env_file(args)
+    if env_file is None:
+        return load_settings(env_file=None)
     if args.env_file and not env_file.is_file():
         raise ConfigError([ConfigProblem("--env-file", f"{env_file} does not exist")])
     return load_settings(env_file=env_file if env_file.is_file() else None)

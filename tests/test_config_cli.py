@@ -65,6 +65,15 @@ def test_check_config_reads_env_file_and_environment_wins(tmp_path):
     assert any(line.split() == ["LEADD_LOG_LEVEL", "warning"] for line in result.stdout.splitlines())
 
 
+def test_dot_env_ignored_under_systemd(tmp_path):
+    (tmp_path / ".env").write_text("LEADD_PORT=6001\n")
+
+    result = run_leadd(["check-config"], {"INVOCATION_ID": "0123456789abcdef"}, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert any(line.split() == ["LEADD_PORT", "5057"] for line in result.stdout.splitlines())
+
+
 def test_check_config_missing_env_file_is_78(tmp_path):
     result = run_leadd(["check-config", "--env-file", str(tmp_path / "absent.env")], {}, tmp_path)
 
