@@ -54,4 +54,6 @@ def test_scenario_passes(scenario):
         timeout=840,
     )
 
-    assert result.returncode == 0, f"molecule test -s {scenario} exited {result.returncode}:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"molecule test -s {scenario} exited {result.returncode}:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    )
