@@ -104,7 +104,7 @@ def run_import(settings: Settings, path: Path, region: str | None, out: TextIO =
     except OsmImportError as exc:
         print(f"error: {exc}; check that it is a complete OpenStreetMap extract (.osm.pbf)", file=err)
         return EX_DATAERR
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         print(f"error: cannot write the store {settings.database_path}: {exc}", file=err)
         return _EX_CANTCREAT
     counts = result.counts

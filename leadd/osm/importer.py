@@ -166,7 +166,11 @@ class _Pass:
 
 
 def open_store(db_path: Path) -> sqlite3.Connection:
-    """Open the store for an import (WAL, busy timeout) and apply pending migrations."""
+    """Open the store for an import (WAL, busy timeout) and apply pending migrations.
+
+    Creates the state folder when it does not exist yet, as the daemon does.
+    """
+    db_path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(db_path, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
