@@ -20,18 +20,23 @@ def _lead_ids(daemon: DaemonProcess) -> tuple[list[str], int]:
     return place_ids, links
 
 
-def test_kill_9_mid_search_resumes_without_duplicates(leadd, google_env, places_new, tmp_path):
-    env = google_env | {"LEADD_MAX_CONCURRENT_SEARCHES": "1"}
-    daemon = leadd(env, name="crash")
+def _kill_after_first_page(leadd, env, places_new, name: str, query: str) -> tuple[DaemonProcess, dict]:
+    """Start a slow 60-result search, wait until its first page is stored, then kill -9 the daemon."""
+    daemon = leadd(env | {"LEADD_MAX_CONCURRENT_SEARCHES": "1"}, name=name)
     client = daemon.client()
     places_new.configure(latency_s=0.4)
-    search = client.submit(query="roofing contractors")
+    search = client.submit(query=query)
     wait_for(
         lambda: client.get(f"/v1/searches/{search['id']}").json()["progress"]["leads_stored"] >= 20,
         what="the first page to be stored",
     )
-
     daemon.kill()
+    return daemon, search
+
+
+def test_kill_9_mid_search_resumes_without_duplicates(leadd, google_env, places_new):
+    daemon, search = _kill_after_first_page(leadd, google_env, places_new, "crash", "roofing contractors")
+
     before_restart = len(places_new.requests("search_text"))
     restarted = DaemonProcess(daemon.workdir, env=daemon.env, port=daemon.port).start()
     try:
@@ -53,16 +58,7 @@ def test_kill_9_mid_search_resumes_without_duplicates(leadd, google_env, places_
 
 
 def test_resume_with_expired_token_starts_over(leadd, google_env, places_new):
-    daemon = leadd(google_env | {"LEADD_MAX_CONCURRENT_SEARCHES": "1"}, name="expired")
-    client = daemon.client()
-    places_new.configure(latency_s=0.4)
-    search = client.submit(query="plumbers")
-    wait_for(
-        lambda: client.get(f"/v1/searches/{search['id']}").json()["progress"]["leads_stored"] >= 20,
-        what="the first page to be stored",
-    )
-
-    daemon.kill()
+    daemon, search = _kill_after_first_page(leadd, google_env, places_new, "expired", "plumbers")
     places_new.expire_tokens()
     places_new.configure(latency_s=0)
     restarted = DaemonProcess(daemon.workdir, env=daemon.env, port=daemon.port).start()

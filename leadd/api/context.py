@@ -1,4 +1,4 @@
-"""What the HTTP handlers share: settings, store, jobs and providers."""
+"""The state the HTTP handlers share: settings, store, jobs and providers."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["CONTEXT", "ApiContext"]
 
 # Returns (dependency name, state, usable): a check that reports False makes
-# /health/detailed answer 503.
+# /health/detailed return 503.
 DependencyCheck = Callable[[], Awaitable[tuple[str, str, bool]]]
 
 
@@ -33,7 +33,6 @@ class ApiContext:
     started_at: float = field(default_factory=time.monotonic)
     dependency_checks: list[DependencyCheck] = field(default_factory=list)
     loop_monitor: Any = None  # leadd.systemd.LoopMonitor once the daemon is ready
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 CONTEXT = web.AppKey("context", ApiContext)

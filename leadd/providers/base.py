@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = ["Area", "Geocoder", "Page", "Place", "Provider", "SearchSpec"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class Place:
 
 @dataclass(frozen=True)
 class SearchSpec:
-    """What a search asks a provider for (validated by the API layer)."""
+    """The search a provider runs, as the API layer validated it."""
 
     query: str
     location: str | None = None
@@ -113,7 +116,7 @@ class SearchSpec:
 
 @dataclass
 class Page:
-    """One upstream page and where the search stands after it.
+    """One upstream page and the progress of the search after it.
 
     ``pages_seen`` and ``places_seen`` count from the start of the current
     pass (a resumed run continues the counts; a run that had to start over
@@ -130,7 +133,7 @@ class Page:
 class Geocoder(Protocol):
     """Turns location text into an Area. ``name`` keys its cache entries,
     ``calls_kind`` names its upstream calls in a search's usage, and
-    ``miss_hint`` tells a user why a location may not be found."""
+    ``miss_hint`` gives a user the reason a location may not be found."""
 
     name: str
     calls_kind: str
@@ -165,6 +168,24 @@ def resume_point(checkpoint: dict[str, Any] | None) -> tuple[str | None, int, in
     if not checkpoint or not checkpoint.get("page_token"):
         return None, 0, 0
     return str(checkpoint["page_token"]), int(checkpoint.get("places_seen", 0)), int(checkpoint.get("pages_seen", 0))
+
+
+def restart_after_rejected_token(
+    token: str | None, checkpoint: dict[str, Any] | None, rejected: bool, status: str | None
+) -> bool:
+    """Tell whether a resumed search should start over from page 1, and log it when so.
+
+    True only for the first request of a run resumed from ``checkpoint``
+    whose saved ``token`` the upstream ``rejected`` (tokens expire while a
+    daemon is down). Any other rejection is the caller's to raise.
+    """
+    if token is None or not checkpoint or not rejected:
+        return False
+    log.info(
+        "saved page token rejected, restarting the search from the first page",
+        extra={"event": "page_token_restart", "upstream_status": status},
+    )
+    return True
 
 
 def token_checkpoint(token: str | None, places_seen: int, pages_seen: int) -> dict[str, Any] | None:

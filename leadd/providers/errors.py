@@ -23,7 +23,7 @@ class UpstreamError(Exception):
 
     ``upstream`` names the API (``places_new``, ``geocoding``...), ``status``
     is the upstream's own status (``RESOURCE_EXHAUSTED``, ``OVER_QUERY_LIMIT``,
-    an HTTP code as text), and ``user_message`` says what a user can do.
+    an HTTP code as text), and ``user_message`` is the message for users, with what to do about it.
     """
 
     def __init__(
@@ -57,11 +57,11 @@ class TransientUpstreamError(UpstreamError):
 
 
 class UpstreamTimeout(TransientUpstreamError):
-    """The upstream did not answer within the configured timeout."""
+    """The upstream sent no response within the configured timeout."""
 
 
 class MalformedResponse(TransientUpstreamError):
-    """The upstream answered with a body that is not the expected JSON."""
+    """The upstream returned a body that is not the expected JSON."""
 
 
 class PermanentUpstreamError(UpstreamError):

@@ -11,7 +11,15 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from leadd.providers.base import Area, Page, Place, SearchSpec, resume_point, token_checkpoint
+from leadd.providers.base import (
+    Area,
+    Page,
+    Place,
+    SearchSpec,
+    restart_after_rejected_token,
+    resume_point,
+    token_checkpoint,
+)
 from leadd.providers.errors import PermanentUpstreamError
 from leadd.providers.google_maps import GoogleMapsClient
 from leadd.providers.values import integer_or_none, number_or_none, text_or_none
@@ -61,13 +69,9 @@ class PlacesLegacyProvider:
             try:
                 data = await self._text_search(spec, area, token, calls)
             except PermanentUpstreamError as exc:
-                if token is None or exc.status != "INVALID_REQUEST" or not checkpoint:
+                # Legacy tokens expire within minutes of being issued.
+                if not restart_after_rejected_token(token, checkpoint, rejected=exc.status == "INVALID_REQUEST", status=exc.status):
                     raise
-                # Legacy tokens expire within minutes; a restart starts over.
-                log.info(
-                    "saved page token rejected, restarting the search from the first page",
-                    extra={"event": "page_token_restart", "upstream_status": exc.status},
-                )
                 checkpoint, token, seen, pages = None, None, 0, 0
                 continue
             checkpoint = None

@@ -8,14 +8,21 @@ is absent or max_results is reached (Google stops at 60 per query).
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
-from leadd.providers.base import Area, Page, Place, SearchSpec, resume_point, token_checkpoint
+from leadd.providers.base import (
+    Area,
+    Page,
+    Place,
+    SearchSpec,
+    restart_after_rejected_token,
+    resume_point,
+    token_checkpoint,
+)
 from leadd.providers.errors import (
     MalformedResponse,
     PermanentUpstreamError,
@@ -26,8 +33,6 @@ from leadd.providers.retry import RetryPolicy, call_with_retries
 from leadd.providers.values import integer_or_none, number_or_none, retry_after_s, text_or_none
 
 __all__ = ["FIELD_MASK", "PlacesNewProvider", "parse_place"]
-
-log = logging.getLogger(__name__)
 
 _PLACE_FIELDS = (
     "id",
@@ -87,13 +92,8 @@ class PlacesNewProvider:
             try:
                 data = await self._fetch_page(body, token)
             except PermanentUpstreamError as exc:
-                if token is None or exc.http_status != 400 or not checkpoint:
+                if not restart_after_rejected_token(token, checkpoint, rejected=exc.http_status == 400, status=exc.status):
                     raise
-                # A token saved before a restart may have expired: start over.
-                log.info(
-                    "saved page token rejected, restarting the search from the first page",
-                    extra={"event": "page_token_restart", "upstream_status": exc.status},
-                )
                 checkpoint, token, seen, pages = None, None, 0, 0
                 continue
             checkpoint = None

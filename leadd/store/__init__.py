@@ -81,9 +81,6 @@ class Store:
     async def pending_search_ids(self) -> list[str]:
         return await self.db.read(search_rows.pending_search_ids)
 
-    async def queue_counts(self) -> dict[str, int]:
-        return await self.db.read(search_rows.queue_counts)
-
     async def start_attempt(self, search_id: str) -> sqlite3.Row | None:
         return await self.db.write(search_rows.start_attempt, search_id, utc_now())
 

@@ -117,13 +117,6 @@ def pending_search_ids(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in rows]
 
 
-def queue_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    counts = dict.fromkeys(ACTIVE_STATES + TERMINAL_STATES, 0)
-    for state, count in conn.execute("SELECT state, COUNT(*) FROM searches GROUP BY state"):
-        counts[state] = count
-    return counts
-
-
 def start_attempt(conn: sqlite3.Connection, search_id: str, now: str) -> sqlite3.Row | None:
     """Mark a queued or running search as running for one more attempt; None if it is no longer active."""
     cursor = conn.execute(

@@ -118,10 +118,6 @@ class StandIn:
             queue = self._faults.get(route)
             return queue.popleft() if queue else None
 
-    def pending_faults(self, route: str) -> int:
-        with self._lock:
-            return len(self._faults.get(route, ()))
-
     async def _apply(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
         if fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
