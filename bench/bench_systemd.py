@@ -74,8 +74,8 @@ leadd's unit runs with its full sandbox; the bare service has none. Both
 start Python from the same venv; leadd reaches READY=1 after loading and
 validating its settings, opening the store and starting its workers. The
 goal is missed for the reason the core benchmark measures for process
-start-up: before it binds, leadd imports pydantic and pydantic-settings
-and validates its settings (about 80 to 100 ms on this machine), which a
+start-up. Before it binds, leadd imports pydantic and pydantic-settings
+and validates its settings, about 80 to 100 ms on this machine, which a
 bare aiohttp app does not do.
 """
     write_section("systemd", markdown)

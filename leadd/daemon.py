@@ -45,7 +45,7 @@ _OSM_IMPORT_EXTEND_S = 60.0
 
 
 class StartupError(Exception):
-    """The daemon cannot start; the message says what failed and what to check."""
+    """The daemon cannot start; the message names what failed and what to check."""
 
 
 class Daemon:

@@ -43,7 +43,7 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 search_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("search_id", default=None)
 
 # Shapes of credentials that must not reach a log even when leadd was not
-# told the value: Google API keys, OpenAI-style keys, bearer tokens, and
+# given the value: Google API keys, OpenAI-style keys, bearer tokens, and
 # key=... query parameters in URLs that libraries log at debug level. Each
 # pattern runs only when its lower-case marker occurs in the line, which
 # keeps the common line (none of them) at a few substring checks.

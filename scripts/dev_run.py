@@ -119,7 +119,7 @@ def main() -> int:
     port_text = settings.get("LEADD_PORT", "5057")
     token = settings.get("LEADD_API_TOKEN") or None
     if not port_text.isdigit():
-        # leadd itself rejects it too; say so before building a URL from it.
+        # leadd itself rejects it too; report it before building a URL from it.
         sys.exit(f"LEADD_PORT={port_text!r} is not a port number; set a number from 1 to 65535")
     if _port_taken(host if host not in ("0.0.0.0", "::") else "127.0.0.1", int(port_text)):
         sys.exit(f"something already listens on {host}:{port_text}: stop the other leadd, or set LEADD_PORT in .env")

@@ -1,4 +1,4 @@
-"""A real leadd process for tests, and an HTTP client that checks every answer against the OpenAPI document."""
+"""A real leadd process for tests, and an HTTP client that checks every response against the OpenAPI document."""
 
 from __future__ import annotations
 

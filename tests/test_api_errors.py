@@ -122,7 +122,8 @@ def test_internal_error_is_500_with_request_id_only(leadd, google_env):
     body = _problem(response, 500, "internal_error")
     assert body["request_id"] == "trace-500"
     assert "Traceback" not in response.text
-    assert "leads_gone" not in response.text and "sqlite" not in response.text.lower()
+    assert "leads_gone" not in response.text
+    assert "sqlite" not in response.text.lower()
     errors = daemon.events("http_internal_error")
     assert errors[0]["request_id"] == "trace-500"
     assert "OperationalError" in errors[0]["exc_info"]

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from leadd.logging import REDACTED, Redactor, setup_logging
-from tests.helpers import GOOGLE_KEY
+from tests.helpers import GOOGLE_KEY, wait_for
 
 
 def test_log_lines_are_json_with_fields(leadd, google_env, places_new):
@@ -16,6 +16,8 @@ def test_log_lines_are_json_with_fields(leadd, google_env, places_new):
     client = daemon.client()
     search = client.wait_search(client.submit(query="roofers", max_results=5)["id"])
     response = client.get("/health", headers={"X-Request-ID": "log-check-1"})
+    # aiohttp writes the access line after the response has gone out.
+    wait_for(lambda: "log-check-1" in daemon.log_text(), what="the access line")
 
     records = daemon.log_records()
 

@@ -1,4 +1,4 @@
-"""Lead lists as CSV, streamed in chunks so a large export holds little memory."""
+"""Lead lists as CSV, streamed in chunks so a large export uses little memory."""
 
 from __future__ import annotations
 

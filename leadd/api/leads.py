@@ -32,7 +32,7 @@ def _json(data: object) -> web.Response:
 
 
 async def lead_list_response(request: web.Request, search_id: str | None = None) -> web.StreamResponse:
-    """Answer a lead list request for all leads or one search's, as JSON or CSV."""
+    """Respond to a lead list request for all leads or one search's, as JSON or CSV."""
     context = request.app[CONTEXT]
     params = parse_query(request, LeadListParams)
     query = LeadQuery(

@@ -80,7 +80,7 @@ def response_headers(allowed_origins: list[str]) -> Callable[[web.Request, web.S
 
 
 def cors_preflight_middleware(allowed_origins: list[str]) -> Middleware:
-    """Answer CORS preflight requests; only listed origins get the allow headers."""
+    """Respond to CORS preflight requests; only listed origins get the allow headers."""
     allowed = frozenset(allowed_origins)
 
     @web.middleware

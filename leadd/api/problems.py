@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 class Problem(Exception):
-    """An error response: status, a short title, a detail that says what to do, a stable code."""
+    """An error response: status, a short title, a detail with what to do, a stable code."""
 
     def __init__(
         self,
@@ -91,7 +91,7 @@ MAX_BODY_KEY = web.AppKey("max_body_bytes", int)
 
 
 def error_response(request: web.Request, exc: Exception) -> web.Response | None:
-    """Map an exception raised while answering ``request`` to a problem response.
+    """Map an exception raised while handling ``request`` to a problem response.
 
     Returns None for aiohttp's non-error HTTP exceptions (redirects), which
     the caller re-raises.
@@ -100,7 +100,7 @@ def error_response(request: web.Request, exc: Exception) -> web.Response | None:
     if isinstance(exc, Problem):
         return problem_response(exc, request_id)
     if isinstance(exc, UpstreamError):
-        # An upstream call made while answering (geocoding) failed after its retries.
+        # An upstream call made while handling the request (geocoding) failed after its retries.
         return problem_response(Problem(502, exc.user_message, code=exc.code, upstream=exc.upstream), request_id)
     if isinstance(exc, ProviderNotConfigured):
         return problem_response(

@@ -55,7 +55,7 @@ def matches(place: Place, spec: SearchSpec) -> bool:
 
 
 class SearchRunner:
-    """Runs searches; ``is_cancelled(id)`` tells a user's cancel from a shutdown."""
+    """Runs searches; ``is_cancelled(id)`` distinguishes a user's cancel from a shutdown."""
 
     def __init__(
         self,

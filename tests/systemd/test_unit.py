@@ -61,7 +61,8 @@ def test_journal_lines_are_json(leadd_unit: System):
         record = json.loads(line)
         assert {"timestamp", "level", "logger", "message", "event"} <= record.keys()
     events = [json.loads(line)["event"] for line in lines]
-    assert "daemon_ready" in events and "daemon_stopped" in events
+    assert "daemon_ready" in events
+    assert "daemon_stopped" in events
     # Errors reach journald with their priority (the <3> prefix), warnings and info too.
     priorities = leadd_unit.run("journalctl -u leadd -o json --no-pager | python3 -c \"import sys,json; print(sorted({json.loads(l)['PRIORITY'] for l in sys.stdin}))\"").stdout
     assert "'6'" in priorities
@@ -199,7 +200,8 @@ def test_logrotate_loses_no_line(leadd_unit: System):
     for index in range(1, total + 1):
         assert ids.count(f"rot-{index}") == 1, f"rot-{index} appears {ids.count(f'rot-{index}')} times"
     files = leadd_unit.run("ls /var/log/leadd").stdout.split()
-    assert "leadd.log" in files and "leadd.log.1" in files
+    assert "leadd.log" in files
+    assert "leadd.log.1" in files
     owner = leadd_unit.run("stat -c '%U %a' /var/log/leadd/leadd.log").stdout.strip()
     assert owner == "leadd 640"
 
