@@ -145,7 +145,7 @@ class Daemon:
         app = make_app(self.context)
         self._runner = web.AppRunner(
             app,
-            access_log_class=JsonAccessLogger,
+            access_log_class=JsonAccessLogger.using(self.redactor),
             access_log=logging.getLogger("leadd.access"),
             shutdown_timeout=self.settings.shutdown_timeout_s,
             handle_signals=False,

@@ -7,26 +7,30 @@ Secrets are removed from the finished line, whatever produced it.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import functools
 import json
 import logging
 import logging.handlers
 import os
 import re
 import sys
+import time as _time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web import BaseRequest, StreamResponse
+from aiohttp.web import BaseRequest, RequestKey, StreamResponse
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 __all__ = [
     "REDACTED",
+    "REQUEST_ID_KEY",
     "JsonAccessLogger",
     "Redactor",
     "request_id_var",
@@ -38,6 +42,9 @@ REDACTED = "[REDACTED]"
 
 # LogRecord attributes that are not extra fields (python-json-logger's list).
 _RESERVED_ATTRS = frozenset(RESERVED_ATTRS) | {"message", "asctime"}
+
+# The request storage key under which the request middleware keeps the request's id.
+REQUEST_ID_KEY = RequestKey("request_id", str)
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 search_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("search_id", default=None)
@@ -117,10 +124,8 @@ class _Formatter(JsonFormatter):
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         # The same fields as python-json-logger's add_fields, in one pass over
-        # the record: this runs for every access line, so it is kept lean.
-        log_data["timestamp"] = (
-            datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        )
+        # the record.
+        log_data["timestamp"] = utc_timestamp(record.created)
         log_data["level"] = record.levelname.lower()
         log_data["logger"] = record.name
         log_data["message"] = record.message
@@ -132,12 +137,79 @@ class _Formatter(JsonFormatter):
             log_data["event"] = _default_event(record)
 
     def format(self, record: logging.LogRecord) -> str:
-        line = self._redactor(super().format(record))
         # A line must stay one line for journald and logrotate readers.
-        line = line.replace("\n", "\\n")
+        return self.with_priority(self._redactor(super().format(record)).replace("\n", "\\n"), record.levelno)
+
+    def with_priority(self, line: str, levelno: int) -> str:
+        """Add the journald priority when the stream is the journal."""
         if self._syslog_prefix:
-            return f"<{_SYSLOG_PRIORITY.get(record.levelno, 6)}>{line}"
+            return f"<{_SYSLOG_PRIORITY.get(levelno, 6)}>{line}"
         return line
+
+
+class _LineWriting(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that also takes lines serialised elsewhere (the access log).
+
+    Such lines are collected and written together once the event loop has
+    run the current round of callbacks: one write for many requests instead
+    of one each. Any ordinary record first writes what is waiting, so lines
+    stay in order. A kill -9 loses at most the lines of that one round.
+    """
+
+    formatter: _Formatter
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: list[str] = []
+
+    def write_line(self, line: str, levelno: int) -> None:
+        """Write ``line``, already redacted and on one line, with the others of this round."""
+        if levelno < self.level:
+            return
+        text = self.formatter.with_priority(line, levelno) + self.terminator
+        with self.lock:  # type: ignore[union-attr]
+            self._pending.append(text)
+            if len(self._pending) > 1:
+                return
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:  # not on the event loop's thread
+            self.flush()
+
+    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:
+        if self._pending:
+            self.flush()
+        return super().handle(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._pending:
+                text = "".join(self._pending)
+                self._pending.clear()
+                try:
+                    self._before_write()
+                    self.stream.write(text)
+                except Exception:
+                    # handleError prints the failure to stderr and returns, as for a failed emit.
+                    self.handleError(logging.makeLogRecord({"msg": "access lines"}))
+            super().flush()
+
+    def _before_write(self) -> None:
+        pass
+
+
+class _StderrHandler(_LineWriting):
+    pass
+
+
+class _FileHandler(logging.handlers.WatchedFileHandler, _LineWriting):
+    def __init__(self, filename: Path, encoding: str) -> None:
+        # FileHandler calls StreamHandler.__init__ directly, past _LineWriting's.
+        super().__init__(filename, encoding=encoding)
+        self._pending = []
+
+    def _before_write(self) -> None:
+        self.reopenIfNeeded()
 
 
 def _default_event(record: logging.LogRecord) -> str:
@@ -170,14 +242,14 @@ def setup_logging(level: str = "info", log_file: Path | None = None, secrets: It
         root.removeHandler(handler)
         handler.close()
 
-    stderr = logging.StreamHandler(sys.stderr)
+    stderr = _StderrHandler(sys.stderr)
     stderr.setFormatter(_Formatter(redactor, syslog_prefix=_stderr_is_journal()))
     stderr.addFilter(_ContextFilter())
     root.addHandler(stderr)
 
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.WatchedFileHandler(log_file, encoding="utf-8")
+        file_handler = _FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(_Formatter(redactor))
         file_handler.addFilter(_ContextFilter())
         root.addHandler(file_handler)
@@ -193,26 +265,73 @@ def setup_logging(level: str = "info", log_file: Path | None = None, secrets: It
 
 
 class JsonAccessLogger(AbstractAccessLogger):
-    """One line per HTTP request, with the request id the middleware assigned."""
+    """One line per HTTP request, with the request id the middleware assigned.
+
+    Every request pays for this line, so it skips the ``logging`` machinery
+    (record, filters, formatter, ``json.dumps`` of a dict). It fills a fixed
+    template and escapes each string with json's own encoder, which also
+    keeps the line on one line. It redacts the path, the one field a client
+    chooses freely. The root handlers then prefix the line for journald and
+    reopen a rotated file. Handlers of other kinds, such as the ones tests
+    install, get an ordinary record. docs/benchmarks.md has the measured
+    cost.
+
+    aiohttp builds the instance itself, so the redactor comes in through
+    a subclass: ``JsonAccessLogger.using(redactor)``.
+    """
+
+    redactor = Redactor()
+
+    @classmethod
+    def using(cls, redactor: Redactor) -> type[JsonAccessLogger]:
+        return type(cls.__name__, (cls,), {"redactor": redactor})
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self._head = f'"level": "info", "logger": {_json_str(logger.name)}'
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        self.logger.info(
-            "%s %s %d",
-            request.method,
-            request.rel_url.path,
-            response.status,
-            extra={
-                "event": "http_request",
-                "request_id": request.get("request_id"),
-                "method": request.method,
-                "path": request.rel_url.path,
-                "status": response.status,
-                "duration_ms": round(time * 1000, 2),
-                "bytes_sent": response.body_length,
-                "remote": request.remote,
-            },
+        method = request.method
+        path = self.redactor(request.path)
+        status = response.status
+        request_id = request.get(REQUEST_ID_KEY)
+        remote = request.remote
+        line = (
+            f'{{"timestamp": "{utc_timestamp(_time.time())}", {self._head}, '
+            f'"message": {_json_str(f"{method} {path} {status}")}, "event": "http_request", '
+            f'"request_id": {_json_str(request_id)}, "method": {_json_str(method)}, "path": {_json_str(path)}, '
+            f'"status": {status:d}, "duration_ms": {round(time * 1000, 2)!r}, "bytes_sent": {response.body_length or 0:d}, '
+            f'"remote": {_json_str(remote)}}}'
         )
+        logger: logging.Logger | None = self.logger
+        while logger is not None:
+            for handler in logger.handlers:
+                if isinstance(handler, _LineWriting):
+                    handler.write_line(line, logging.INFO)
+                elif logging.INFO >= handler.level:
+                    fields = json.loads(line)
+                    extra = {key: fields[key] for key in _ACCESS_EXTRA}
+                    handler.handle(self.logger.makeRecord(self.logger.name, logging.INFO, "", 0, fields["message"], (), None, extra=extra))
+            logger = logger.parent if logger.propagate else None
 
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
+
+
+_ACCESS_EXTRA = ("event", "request_id", "method", "path", "status", "duration_ms", "bytes_sent", "remote")
+
+
+def _json_str(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(second))
+
+
+def utc_timestamp(when: float) -> str:
+    """RFC 3339 UTC with milliseconds, such as ``2026-12-04T23:27:43.123Z``."""
+    second = int(when)
+    return f"{_utc_second(second)}.{int((when - second) * 1000):03d}Z"

@@ -161,6 +161,10 @@ def test_cors_only_for_listed_origins(leadd, google_env):
 
     allowed = client.get("/v1/leads", headers={"Origin": "https://crm.example.com"})
     other = client.get("/v1/leads", headers={"Origin": "https://evil.example.net"})
+    # A streamed body sends its headers before the handler returns; a
+    # problem body is built after the handler raised. Both get the headers.
+    csv = client.get("/v1/leads?format=csv", headers={"Origin": "https://crm.example.com", "X-Request-ID": "csv-1"})
+    missing = client.get("/v1/searches/nope", headers={"Origin": "https://crm.example.com"})
     preflight = client.request(
         "OPTIONS",
         "/v1/searches",
@@ -169,6 +173,12 @@ def test_cors_only_for_listed_origins(leadd, google_env):
 
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://crm.example.com"
     assert "Access-Control-Allow-Origin" not in other.headers
+    assert other.headers["Vary"] == "Origin"
+    assert csv.headers["Access-Control-Allow-Origin"] == "https://crm.example.com"
+    assert csv.headers["X-Request-ID"] == "csv-1"
+    assert missing.status_code == 404
+    assert missing.headers["Access-Control-Allow-Origin"] == "https://crm.example.com"
+    assert missing.headers["X-Request-ID"] == missing.json()["request_id"]
     assert preflight.status_code == 204
     assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
 

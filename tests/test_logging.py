@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
-from leadd.logging import REDACTED, Redactor, setup_logging
+from leadd.logging import REDACTED, REQUEST_ID_KEY, JsonAccessLogger, Redactor, setup_logging, utc_timestamp
 from tests.helpers import GOOGLE_KEY, wait_for
 
 
@@ -123,3 +127,73 @@ def test_setup_logging_redacts_exceptions(capsys, root_logger_restored):
     assert "TopSecret-999" not in line
     assert record["event"] == "test_boom"
     assert "ValueError" in record["exc_info"]
+
+
+def _access_logger(redactor: Redactor) -> JsonAccessLogger:
+    return JsonAccessLogger.using(redactor)(logging.getLogger("leadd.access"), "")
+
+
+def _request(raw_path: str, request_id: str) -> web.Request:
+    request = make_mocked_request("GET", raw_path)
+    request[REQUEST_ID_KEY] = request_id
+    return request
+
+
+def test_access_line_escaped_and_redacted(capsys, root_logger_restored):
+    redactor = setup_logging("info", secrets=["TopSecret-999"])
+    # Decoded, the path contains quotes, a backslash, a newline, non-ASCII and the secret.
+    request = _request("/v1/leads/%22q%22%5Cb%0Aline/M%C3%BCller/TopSecret-999", "req-esc-1")
+
+    _access_logger(redactor).log(request, web.Response(status=404), 0.01234)
+
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    path = f'/v1/leads/"q"\\b\nline/Müller/{REDACTED}'
+    assert record == {
+        "timestamp": record["timestamp"],
+        "level": "info",
+        "logger": "leadd.access",
+        "message": f"GET {path} 404",
+        "event": "http_request",
+        "request_id": "req-esc-1",
+        "method": "GET",
+        "path": path,
+        "status": 404,
+        "duration_ms": 12.34,
+        "bytes_sent": 0,
+        "remote": None,
+    }
+    assert "TopSecret-999" not in lines[0]
+
+
+def test_access_lines_batched_in_order(capsys, root_logger_restored):
+    redactor = setup_logging("info")
+    access = _access_logger(redactor)
+
+    async def serve() -> list[str]:
+        access.log(_request("/health", "first"), web.Response(), 0.001)
+        access.log(_request("/health", "second"), web.Response(), 0.001)
+        written_at_once = capsys.readouterr().err
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        written_after_round = capsys.readouterr().err
+        access.log(_request("/health", "third"), web.Response(), 0.001)
+        # An ordinary record first writes the access line waiting before it.
+        logging.getLogger("leadd.test").warning("after", extra={"event": "after_third"})
+        return [written_at_once, written_after_round, capsys.readouterr().err]
+
+    at_once, after_round, rest = asyncio.run(serve())
+
+    assert at_once == ""
+    assert [json.loads(line)["request_id"] for line in after_round.splitlines()] == ["first", "second"]
+    assert [json.loads(line).get("request_id") or json.loads(line)["event"] for line in rest.splitlines()] == [
+        "third",
+        "after_third",
+    ]
+
+
+def test_utc_timestamp_milliseconds():
+    for when in (0.0, 1_733_356_800.5, 1_733_356_800.999, 1_733_356_801.0456):
+        expected = datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        assert utc_timestamp(when) == expected

@@ -6,12 +6,7 @@ from aiohttp import web
 
 from leadd.api import health, leads, locations, searches
 from leadd.api.context import CONTEXT, ApiContext
-from leadd.api.middleware import (
-    auth_middleware,
-    cors_preflight_middleware,
-    request_middleware,
-    response_headers,
-)
+from leadd.api.middleware import CORS_ORIGINS, auth_middleware, cors_preflight_middleware, request_middleware
 from leadd.api.problems import MAX_BODY_KEY
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
@@ -26,7 +21,7 @@ def make_app(context: ApiContext) -> web.Application:
     # Outermost first: the request id exists before any error is rendered,
     # and preflights pass before the token check. Middlewares that would do
     # nothing with these settings are left out: each costs every request.
-    middlewares = [request_middleware]
+    middlewares = [request_middleware(settings.cors_origins)]
     if settings.cors_origins:
         middlewares.append(cors_preflight_middleware(settings.cors_origins))
     if settings.api_token is not None:
@@ -34,7 +29,7 @@ def make_app(context: ApiContext) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
     app[CONTEXT] = context
     app[MAX_BODY_KEY] = MAX_BODY_BYTES
-    app.on_response_prepare.append(response_headers(settings.cors_origins))
+    app[CORS_ORIGINS] = frozenset(settings.cors_origins)
     app.add_routes(health.routes)
     app.add_routes(searches.routes)
     app.add_routes(leads.routes)

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from leadd.api.middleware import prepare_streamed
 from leadd.store import LeadQuery, Store
 
 __all__ = ["CSV_COLUMNS", "stream_leads_csv", "wants_csv"]
@@ -93,7 +94,7 @@ async def stream_leads_csv(
         }
     )
     response.enable_chunked_encoding()
-    await response.prepare(request)
+    await prepare_streamed(request, response)
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import json
 import logging
 import sqlite3
 import time
-from datetime import UTC, datetime
 from importlib import resources
 
 from aiohttp import web
@@ -26,16 +27,20 @@ routes = web.RouteTableDef()
 _LAZY_MODULES = ("googlemaps", "phonenumbers", "openai", "osmium")
 
 
-def _timestamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def _timestamp(second: int | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+
+
+@functools.lru_cache(maxsize=2)
+def _health_body(second: int, version: str) -> bytes:
+    # Load balancers poll this endpoint; its body changes once a second.
+    return json.dumps({"ok": True, "timestamp": _timestamp(second), "version": version, "release": release_id()}).encode()
 
 
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
-    context = request.app[CONTEXT]
-    return web.json_response(
-        {"ok": True, "timestamp": _timestamp(), "version": context.version, "release": release_id()}
-    )
+    body = _health_body(int(time.time()), request.app[CONTEXT].version)
+    return web.Response(body=body, content_type="application/json")
 
 
 @routes.get("/health/detailed")

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from leadd.api.problems import Problem, error_response, problem_response
-from leadd.logging import request_id_var
+from leadd.logging import REQUEST_ID_KEY, request_id_var
 
-__all__ = ["auth_middleware", "cors_preflight_middleware", "request_middleware", "response_headers"]
+__all__ = ["CORS_ORIGINS", "auth_middleware", "cors_preflight_middleware", "prepare_streamed", "request_middleware"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
@@ -29,54 +29,65 @@ _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _ID_PREFIX = secrets.token_hex(8)
 _ID_COUNTER = itertools.count(1)
 
+# The allowed origins, for handlers that call prepare_streamed.
+CORS_ORIGINS = web.AppKey("cors_origins", frozenset)
+
 _PROTECTED_PREFIX = "/v1/"
 _CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 _CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID, Accept"
 _CORS_EXPOSE = "X-Request-ID, Location, Retry-After, Content-Disposition"
 
 
-@web.middleware
-async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give the request its id, then turn any exception into a problem response.
+def request_middleware(allowed_origins: list[str]) -> Middleware:
+    """Give each request its id, turn any exception into a problem response,
+    and add X-Request-ID and CORS headers to the response.
 
-    One middleware for both keeps the per-request cost to a single layer.
-    """
-    sent = request.headers.get(REQUEST_ID_HEADER, "")
-    request["request_id"] = sent if _CLIENT_REQUEST_ID.match(sent) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
-    token = request_id_var.set(request["request_id"])
-    try:
-        return await handler(request)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        response = error_response(request, exc)
-        if response is None:
-            raise
-        return response
-    finally:
-        request_id_var.reset(token)
-
-
-def response_headers(allowed_origins: list[str]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
-    """Return an on_response_prepare hook adding X-Request-ID and CORS headers.
-
-    A hook, not a middleware, because streamed responses (CSV) send their
-    headers before the handler returns.
+    One layer for all three keeps the per-request cost down, because it runs for
+    every request, /health included. Handlers that stream (CSV) send their
+    headers before they return, so they call ``prepare_streamed`` instead.
     """
     allowed = frozenset(allowed_origins)
 
-    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
-        request_id = request.get("request_id")
-        if request_id:
-            response.headers[REQUEST_ID_HEADER] = request_id
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        sent = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = sent if _CLIENT_REQUEST_ID.match(sent) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+        request[REQUEST_ID_KEY] = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = await handler(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            problem = error_response(request, exc)
+            if problem is None:
+                raise
+            response = problem
+        finally:
+            request_id_var.reset(token)
+        if not response.prepared:
+            _add_headers(request, response, allowed)
+        return response
+
+    return middleware
+
+
+async def prepare_streamed(request: web.Request, response: web.StreamResponse) -> None:
+    """Add the headers the middleware adds to other responses, then send them."""
+    _add_headers(request, response, request.app[CORS_ORIGINS])
+    await response.prepare(request)
+
+
+def _add_headers(request: web.Request, response: web.StreamResponse, allowed: frozenset[str]) -> None:
+    request_id = request.get(REQUEST_ID_KEY)
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    if allowed:
         origin = request.headers.get("Origin")
         if origin in allowed:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSE
-        if allowed:
-            response.headers.add("Vary", "Origin")
-
-    return add_headers
+        response.headers.add("Vary", "Origin")
 
 
 def cors_preflight_middleware(allowed_origins: list[str]) -> Middleware:
@@ -110,13 +121,13 @@ def auth_middleware(token: str | None) -> Middleware:
         if scheme.lower() != "bearer" or not credentials:
             return problem_response(
                 Problem(401, "send the API token as 'Authorization: Bearer <token>'", code="unauthorized", headers=challenge),
-                request.get("request_id"),
+                request.get(REQUEST_ID_KEY),
             )
         if not hmac.compare_digest(credentials.strip().encode(), expected):
             challenge["WWW-Authenticate"] += ', error="invalid_token"'
             return problem_response(
                 Problem(401, "the API token is not valid; check LEADD_API_TOKEN", code="invalid_token", headers=challenge),
-                request.get("request_id"),
+                request.get(REQUEST_ID_KEY),
             )
         return await handler(request)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from leadd.logging import REQUEST_ID_KEY
 from leadd.providers.errors import ProviderNotConfigured, UpstreamError
 
 __all__ = ["PROBLEM_CONTENT_TYPE", "Problem", "error_response", "problem_response"]
@@ -96,7 +97,7 @@ def error_response(request: web.Request, exc: Exception) -> web.Response | None:
     Returns None for aiohttp's non-error HTTP exceptions (redirects), which
     the caller re-raises.
     """
-    request_id = request.get("request_id")
+    request_id = request.get(REQUEST_ID_KEY)
     if isinstance(exc, Problem):
         return problem_response(exc, request_id)
     if isinstance(exc, UpstreamError):
