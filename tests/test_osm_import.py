@@ -13,7 +13,7 @@ from pathlib import Path
 import osmium
 import pytest
 
-from leadd.osm import bundled_extract_path
+from leadd.osm import bundled_extract_path, importer
 
 EXTRACT = bundled_extract_path()
 
@@ -93,6 +93,23 @@ def test_import_bundled_extract_counts(imported):
     assert record["newest_element_at"] == "2019-04-21T09:50:14Z"
     assert record["country_code"] == "FI"
     assert json.loads(record["counts"])["inserted"] == LEADS
+
+
+def test_import_file_index_same_leads(imported, tmp_path, monkeypatch):
+    """Extracts above the small-file limit keep node locations in a file; the leads are the same."""
+    state_dir, _ = imported
+    database = tmp_path / "file-index.sqlite3"
+    monkeypatch.setattr(importer, "MEMORY_INDEX_MAX_BYTES", 0)
+    created = []
+    create_map = osmium.index.create_map
+    monkeypatch.setattr(osmium.index, "create_map", lambda spec: created.append(spec) or create_map(spec))
+
+    importer.import_extract(database, EXTRACT)
+
+    assert [spec.split(",")[0] for spec in created] == ["sparse_file_array"]
+    query = "SELECT place_id, latitude, longitude FROM leads ORDER BY place_id"
+    with sqlite3.connect(database) as by_file, connect(state_dir) as by_memory:
+        assert by_file.execute(query).fetchall() == [tuple(row) for row in by_memory.execute(query)]
 
 
 def test_import_node_way_relation(imported):
