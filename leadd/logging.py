@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import json
 import logging
 import logging.handlers
@@ -300,7 +299,7 @@ class JsonAccessLogger(AbstractAccessLogger):
             f'{{"timestamp": "{utc_timestamp(_time.time())}", {self._head}, '
             f'"message": {_json_str(f"{method} {path} {status}")}, "event": "http_request", '
             f'"request_id": {_json_str(request_id)}, "method": {_json_str(method)}, "path": {_json_str(path)}, '
-            f'"status": {status:d}, "duration_ms": {round(time * 1000, 2)!r}, "bytes_sent": {response.body_length or 0:d}, '
+            f'"status": {status:d}, "duration_ms": {time * 1000:.2f}, "bytes_sent": {response.body_length or 0:d}, '
             f'"remote": {_json_str(remote)}}}'
         )
         logger: logging.Logger | None = self.logger
@@ -326,12 +325,16 @@ def _json_str(value: str | None) -> str:
     return "null" if value is None else encode_basestring_ascii(value)
 
 
-@functools.lru_cache(maxsize=4)
-def _utc_second(second: int) -> str:
-    return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(second))
+# The formatted second of the newest timestamp: (second, "YYYY-MM-DDTHH:MM:SS").
+# One tuple, replaced whole, so threads never see a second with another's text.
+_second_text: tuple[int, str] = (0, "1970-01-01T00:00:00")
 
 
 def utc_timestamp(when: float) -> str:
-    """RFC 3339 UTC with milliseconds, such as ``2026-12-04T23:27:43.123Z``."""
+    """Format ``when`` as RFC 3339 UTC with milliseconds, such as ``2026-12-04T23:27:43.123Z``."""
+    global _second_text
     second = int(when)
-    return f"{_utc_second(second)}.{int((when - second) * 1000):03d}Z"
+    cached = _second_text
+    if cached[0] != second:
+        cached = _second_text = (second, _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(second)))
+    return f"{cached[1]}.{int((when - second) * 1000):03d}Z"
