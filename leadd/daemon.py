@@ -102,7 +102,12 @@ class Daemon:
         self.scorer = Scorer.from_settings(settings, self.store, self.redactor)
         runner.after_places.append(self.scorer.score_search)
         self.context = ApiContext(
-            settings=settings, store=self.store, jobs=self.jobs, providers=self.providers, version=__version__
+            settings=settings,
+            store=self.store,
+            jobs=self.jobs,
+            providers=self.providers,
+            version=__version__,
+            redactor=self.redactor,
         )
         self.context.dependency_checks.append(self.scorer.dependency_check)
         self.context.dependency_checks.append(osm.data_state)

@@ -2,7 +2,10 @@
 
 Every line is one JSON object with ``timestamp``, ``level``, ``logger``,
 ``message`` and, where known, ``event``, ``request_id`` and ``search_id``.
-Secrets are removed from the finished line, whatever produced it.
+Secrets are removed from the finished line, whatever produced it. The
+access line is built apart (``JsonAccessLogger``) and redacts the two
+fields a client chooses: the path here, the request id in the request
+middleware.
 """
 
 from __future__ import annotations
@@ -182,16 +185,17 @@ class _LineWriting(logging.StreamHandler):  # type: ignore[type-arg]
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
-            if self._pending:
-                text = "".join(self._pending)
-                self._pending.clear()
-                try:
+            text = "".join(self._pending)
+            self._pending.clear()
+            try:
+                if text:
                     self._before_write()
                     self.stream.write(text)
-                except Exception:
-                    # handleError prints the failure to stderr and returns, as for a failed emit.
-                    self.handleError(logging.makeLogRecord({"msg": "access lines"}))
-            super().flush()
+                super().flush()
+            except Exception:
+                # handleError prints the failure to stderr and returns, as for
+                # a failed emit, so a full disk never raises into a request.
+                self.handleError(logging.makeLogRecord({"msg": "access lines"}))
 
     def _before_write(self) -> None:
         pass
@@ -269,11 +273,12 @@ class JsonAccessLogger(AbstractAccessLogger):
     Every request pays for this line, so it skips the ``logging`` machinery
     (record, filters, formatter, ``json.dumps`` of a dict). It fills a fixed
     template and escapes each string with json's own encoder, which also
-    keeps the line on one line. It redacts the path, the one field a client
-    chooses freely. The root handlers then prefix the line for journald and
-    reopen a rotated file. Handlers of other kinds, such as the ones tests
-    install, get an ordinary record. docs/benchmarks.md has the measured
-    cost.
+    keeps the line on one line. It redacts the path. The request id, the
+    other field a client chooses, is a generated one whenever the client's
+    id would need redacting (leadd.api.middleware). The root handlers then
+    prefix the line for journald and reopen a rotated file. Handlers of
+    other kinds, such as the ones tests install, get an ordinary record.
+    docs/benchmarks.md has the measured cost.
 
     aiohttp builds the instance itself, so the redactor comes in through
     a subclass: ``JsonAccessLogger.using(redactor)``.

@@ -6,13 +6,14 @@ import asyncio
 import json
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from leadd.logging import REDACTED, REQUEST_ID_KEY, JsonAccessLogger, Redactor, setup_logging, utc_timestamp
-from tests.helpers import GOOGLE_KEY, wait_for
+from tests.helpers import GOOGLE_KEY, assert_no_secrets, wait_for
 
 
 def test_log_lines_are_json_with_fields(leadd, google_env, places_new):
@@ -197,3 +198,33 @@ def test_utc_timestamp_milliseconds():
     for when in (0.0, 1_733_356_800.5, 1_733_356_800.999, 1_733_356_801.0456):
         expected = datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         assert utc_timestamp(when) == expected
+
+
+def test_secret_request_id_replaced(leadd, google_env):
+    daemon = leadd(google_env | {"LEADD_API_TOKEN": "tok-0123456789abcdef0123"})
+    client = daemon.client(token="tok-0123456789abcdef0123")
+    sent = ["tok-0123456789abcdef0123", "AIzaSyB-fake-but-key-shaped-0123456789", "plain.id-42"]
+
+    echoed = [client.get("/health", headers={"X-Request-ID": value}).headers["X-Request-ID"] for value in sent]
+    wait_for(lambda: "plain.id-42" in daemon.log_text(), what="the access line")
+
+    assert echoed[0] not in sent
+    assert echoed[1] not in sent
+    assert echoed[2] == "plain.id-42"
+    assert_no_secrets([daemon.log_text()], sent[:2])
+
+
+def test_failed_flush_does_not_raise(root_logger_restored):
+    setup_logging("info", log_file=Path("/dev/full"))
+    access = _access_logger(Redactor())
+
+    async def log_both() -> None:
+        access.log(_request("/health", "full-1"), web.Response(), 0.001)
+        # The ordinary record first writes the waiting access line, which fails.
+        logging.getLogger("leadd.test").warning("after a full disk")
+
+    saved, logging.raiseExceptions = logging.raiseExceptions, False
+    try:
+        asyncio.run(log_both())
+    finally:
+        logging.raiseExceptions = saved

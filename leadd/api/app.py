@@ -21,7 +21,7 @@ def make_app(context: ApiContext) -> web.Application:
     # Outermost first: the request id exists before any error is rendered,
     # and preflights pass before the token check. Middlewares that would do
     # nothing with these settings are left out: each costs every request.
-    middlewares = [request_middleware(settings.cors_origins)]
+    middlewares = [request_middleware(settings.cors_origins, context.redactor)]
     if settings.cors_origins:
         middlewares.append(cors_preflight_middleware(settings.cors_origins))
     if settings.api_token is not None:

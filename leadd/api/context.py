@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from leadd.config import Settings
+from leadd.logging import Redactor
 from leadd.store import Store
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ class ApiContext:
     jobs: JobManager
     providers: Providers
     version: str
+    # Removes secrets from text; the daemon's, shared with the log handlers.
+    redactor: Redactor = field(default_factory=Redactor)
     started_at: float = field(default_factory=time.monotonic)
     dependency_checks: list[DependencyCheck] = field(default_factory=list)
     loop_monitor: Any = None  # leadd.systemd.LoopMonitor once the daemon is ready

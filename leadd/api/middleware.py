@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from leadd.api.problems import Problem, error_response, problem_response
-from leadd.logging import REQUEST_ID_KEY, request_id_var
+from leadd.logging import REQUEST_ID_KEY, Redactor, request_id_var
 
 __all__ = ["CORS_ORIGINS", "auth_middleware", "cors_preflight_middleware", "prepare_streamed", "request_middleware"]
 
@@ -38,20 +38,26 @@ _CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID, Acc
 _CORS_EXPOSE = "X-Request-ID, Location, Retry-After, Content-Disposition"
 
 
-def request_middleware(allowed_origins: list[str]) -> Middleware:
+def request_middleware(allowed_origins: list[str], redactor: Redactor) -> Middleware:
     """Give each request its id, turn any exception into a problem response,
     and add X-Request-ID and CORS headers to the response.
 
     One layer for all three keeps the per-request cost down, because it runs for
     every request, /health included. Handlers that stream (CSV) send their
     headers before they return, so they call ``prepare_streamed`` instead.
+    A client's id that ``redactor`` would change (a secret, or a string
+    shaped like a key) is replaced, because the access line writes the id
+    without redacting it again.
     """
     allowed = frozenset(allowed_origins)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         sent = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = sent if _CLIENT_REQUEST_ID.match(sent) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+        if sent and _CLIENT_REQUEST_ID.match(sent) and redactor(sent) == sent:
+            request_id = sent
+        else:
+            request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
         request[REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
         try:
