@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import http.client
 import io
+import json
+import socket
 import sqlite3
 
 import pytest
 
 from leadd.api.csv_export import CSV_COLUMNS, _cell
+from tests.helpers import wait_for
 
 
 @pytest.fixture
@@ -74,6 +78,52 @@ def test_csv_export_streams_all_with_header(loaded):
         assert {row["attribution"] for row in rows} == {"Google Maps"}
     spiced = next(row for row in csv.DictReader(io.StringIO(by_param.text)) if row["name"] == "Spiced @ Barangaroo")
     assert spiced["phone"] == "+61433479794"
+
+
+def test_csv_head_then_get_same_connection(loaded):
+    daemon, _, _ = loaded
+    connection = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+
+    connection.request("HEAD", "/v1/leads?format=csv")
+    head = connection.getresponse()
+    head_body = head.read()
+    # A body sent after the HEAD answer would be read as the next status line.
+    connection.request("GET", "/health")
+    health = connection.getresponse()
+    health_body = json.loads(health.read())
+    connection.close()
+
+    assert head.status == 200
+    assert head.getheader("Content-Type").startswith("text/csv")
+    assert head_body == b""
+    assert health.status == 200
+    assert health_body["ok"] is True
+
+
+def test_csv_client_gone_is_no_error(leadd, google_env, places_new):
+    daemon = leadd(google_env)
+    client = daemon.client()
+    client.wait_search(client.submit(query="vegetarian", max_results=40)["id"])
+    # Make the export far larger than the socket buffers, then read only its start.
+    with sqlite3.connect(daemon.state_dir / "leadd.sqlite3") as conn:
+        conn.execute(
+            "WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < 20000)"
+            " INSERT INTO leads (source, place_id, name, address, first_seen_at, last_seen_at)"
+            " SELECT 'google', 'copy-' || value, 'Copy ' || value, printf('%0500d', value), '2026-01-01', '2026-01-01'"
+            " FROM n"
+        )
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(b"GET /v1/leads?format=csv HTTP/1.1\r\nHost: x\r\nX-Request-ID: gone-1\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    interrupted = wait_for(lambda: daemon.events("csv_export_interrupted"), what="the interrupted export line")
+    access = wait_for(
+        lambda: [r for r in daemon.events("http_request") if r.get("request_id") == "gone-1"], what="the access line"
+    )
+    assert interrupted[0]["request_id"] == "gone-1"
+    assert access[0]["status"] == 200
+    assert daemon.events("http_internal_error") == []
 
 
 def test_csv_honours_explicit_limit(loaded):

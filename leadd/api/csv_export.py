@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,6 +16,8 @@ from leadd.api.middleware import prepare_streamed
 from leadd.store import LeadQuery, Store
 
 __all__ = ["CSV_COLUMNS", "stream_leads_csv", "wants_csv"]
+
+log = logging.getLogger(__name__)
 
 _CHUNK_ROWS = 500
 
@@ -93,13 +96,34 @@ async def stream_leads_csv(
             "Content-Disposition": f'attachment; filename="{filename}"',
         }
     )
+    if request.method == "HEAD":
+        # The headers alone: a chunked body, even an empty one, would be read
+        # as the start of the next response on a kept-alive connection.
+        await prepare_streamed(request, response)
+        return response
     response.enable_chunked_encoding()
     await prepare_streamed(request, response)
+    rows = 0
+    try:
+        rows = await _write_rows(response, store, query, export_all)
+        await response.write_eof()
+    except ConnectionError:
+        # The client closed the connection (a cancelled download). aiohttp
+        # logs the request and closes its side; this is no server error.
+        log.info(
+            "the client closed the connection during a CSV export",
+            extra={"event": "csv_export_interrupted", "rows_written": rows},
+        )
+    return response
 
+
+async def _write_rows(response: web.StreamResponse, store: Store, query: LeadQuery, export_all: bool) -> int:
+    """Write the header row and the leads in chunks; return how many leads were written."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([header for header, _ in CSV_COLUMNS])
 
+    written = 0
     remaining = None if export_all else query.limit
     offset = 0 if export_all else query.offset
     while remaining is None or remaining > 0:
@@ -108,6 +132,7 @@ async def stream_leads_csv(
         for lead in leads:
             writer.writerow([_cell(read(lead)) for _, read in CSV_COLUMNS])
         await response.write(buffer.getvalue().encode("utf-8"))
+        written += len(leads)
         buffer.seek(0)
         buffer.truncate()
         offset += len(leads)
@@ -115,5 +140,4 @@ async def stream_leads_csv(
             remaining -= len(leads)
         if len(leads) < size:
             break
-    await response.write_eof()
-    return response
+    return written
