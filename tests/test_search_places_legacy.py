@@ -26,6 +26,23 @@ def test_legacy_search_pages_with_details(leadd, google_env, google_maps):
     assert leads[0]["website"] == details["website"]
 
 
+def test_legacy_details_only_for_kept_ratings(leadd, google_env, google_maps):
+    client = leadd(google_env).client()
+
+    search = client.wait_search(client.submit(query="pizza", provider="places_legacy", min_rating=4.5)["id"])
+
+    rated = [
+        place["place_id"]
+        for page in range(3)
+        for place in GoogleMapsStandIn.page_results(page)
+        if (place.get("rating") or 0) >= 4.5
+    ]
+    assert search["state"] == "succeeded"
+    assert 0 < len(rated) < 41
+    assert search["usage"]["calls"]["place_details"] == len(rated)
+    assert sorted(r.query["placeid"] for r in google_maps.requests("details")) == sorted(rated)
+
+
 def test_legacy_token_not_yet_valid_is_retried(leadd, google_env, google_maps):
     client = leadd(google_env).client()
     google_maps.configure(token_delay_s=0.6)  # leadd waits 0.25 s, so its first try is too early

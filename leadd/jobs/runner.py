@@ -45,7 +45,7 @@ def spec_from_row(row: sqlite3.Row) -> SearchSpec:
 
 def matches(place: Place, spec: SearchSpec) -> bool:
     """Apply the search's own filters, which not every provider can apply upstream."""
-    if spec.min_rating is not None and (place.rating is None or place.rating < spec.min_rating):
+    if not spec.rating_ok(place.rating):
         return False
     if "phone" in spec.require and not (place.phone_international or place.phone_national):
         return False

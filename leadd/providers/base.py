@@ -113,6 +113,10 @@ class SearchSpec:
     language: str | None = None
     region: str | None = None
 
+    def rating_ok(self, rating: float | None) -> bool:
+        """Tell whether a place with ``rating`` passes ``min_rating`` (an unrated one does not)."""
+        return self.min_rating is None or (rating is not None and rating >= self.min_rating)
+
 
 @dataclass
 class Page:

@@ -129,6 +129,12 @@ class PlacesLegacyProvider:
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _add_details(self, places: list[Place], spec: SearchSpec, calls: dict[str, int]) -> None:
+        """Fetch the contact fields of ``places``; each Place Details call is billed.
+
+        Places that the search's ``min_rating`` drops anyway are skipped: the
+        rating comes with the text search.
+        """
+
         async def fill(place: Place) -> None:
             async with self._details_limit:
                 data = await self._client.call(
@@ -148,7 +154,7 @@ class PlacesLegacyProvider:
                 place.maps_url = text_or_none(details.get("url")) or place.maps_url
                 place.business_status = text_or_none(details.get("business_status")) or place.business_status
 
-        await asyncio.gather(*(fill(place) for place in places))
+        await asyncio.gather(*(fill(place) for place in places if spec.rating_ok(place.rating)))
 
 
 def _inside(place: Place, area: Area | None) -> bool:

@@ -61,8 +61,12 @@ class GoogleMapsStandIn(StandIn):
         )
 
     @staticmethod
+    def page_results(index: int) -> list[dict[str, Any]]:
+        return load_fixture("google-legacy", _PAGES[index])["results"]
+
+    @staticmethod
     def page_place_ids(index: int) -> list[str]:
-        return [result["place_id"] for result in load_fixture("google-legacy", _PAGES[index])["results"]]
+        return [result["place_id"] for result in GoogleMapsStandIn.page_results(index)]
 
     async def _text_search(self, request: web.Request, body: Any) -> web.Response:
         denied = self._denied(request)
