@@ -285,7 +285,7 @@ class Settings(BaseSettings):
         ge=0,
         le=10000,
         validation_alias=_env("LEADD_MAX_QUEUED_SEARCHES"),
-        description="queued searches before new ones get 429, from 0 to 10000",
+        description="searches waiting for a free worker before new ones get 429, from 0 (start at once or refuse) to 10000",
     )
 
     # Logging

@@ -34,6 +34,34 @@ def test_malformed_json_is_400(api):
     assert "not valid JSON" in body["detail"]
 
 
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"query": "cafe", "min_rating": NaN}', "NaN is not a JSON value"),
+        (b'{"query": "cafe", "x": ' + b"[" * 20000 + b"]" * 20000 + b"}", "nested too deeply"),
+    ],
+    ids=["nan", "deep"],
+)
+def test_non_json_values_are_400(api, body, detail):
+    response = api.post("/v1/searches", data=body, headers={"Content-Type": "application/json"})
+    assert detail in _problem(response, 400, "malformed_json")["detail"]
+
+
+@pytest.mark.parametrize("query", ["!!!", "\u200b", "\u2615", "* -"])
+def test_query_without_words_is_422(api, query):
+    body = _problem(api.post("/v1/searches", json={"query": query}), 422, "invalid_fields")
+    assert body["errors"][0]["pointer"] == "#/query"
+    assert "letter or a digit" in body["errors"][0]["detail"]
+
+
+def test_huge_offset_and_nan_rating_are_422(api):
+    offset = _problem(api.get("/v1/leads", params={"offset": str(2**63)}), 422, "invalid_fields")
+    rating = _problem(api.get("/v1/leads", params={"min_rating": "nan"}), 422, "invalid_fields")
+    assert offset["errors"][0]["parameter"] == "offset"
+    assert rating["errors"][0]["parameter"] == "min_rating"
+    assert "finite" in rating["errors"][0]["detail"]
+
+
 def test_wrong_content_type_is_415(api):
     response = api.post("/v1/searches", data="query=roofers", headers={"Content-Type": "application/x-www-form-urlencoded"})
     _problem(response, 415, "unsupported_media_type")
@@ -109,6 +137,18 @@ def test_queue_full_is_429_with_retry_after(leadd, google_env, places_new):
 
     _problem(response, 429, "queue_full")
     assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_queue_of_zero_runs_or_refuses(leadd, google_env, places_new):
+    client = leadd(google_env | {"LEADD_MAX_CONCURRENT_SEARCHES": "1", "LEADD_MAX_QUEUED_SEARCHES": "0"}).client()
+    places_new.configure(latency_s=1.0)
+
+    first = client.post("/v1/searches", json={"query": "roofers"})
+    client.wait_search(first.json()["id"], states=("running",))
+    second = client.post("/v1/searches", json={"query": "plumbers"})
+
+    assert first.status_code == 202
+    _problem(second, 429, "queue_full")
 
 
 def test_internal_error_is_500_with_request_id_only(leadd, google_env):

@@ -156,7 +156,7 @@ def test_patch_lead_user_fields(loaded):
     _, client, _ = loaded
     lead = client.get("/v1/leads", params={"limit": 1}).json()["items"][0]
 
-    updated = client.patch(f"/v1/leads/{lead['id']}", json={"status": "qualified", "tags": ["roof", "q3"], "notes": "ask for Sam"})
+    updated = client.patch(f"/v1/leads/{lead['id']}", json={"status": "qualified", "tags": ["roof", "q3", "roof"], "notes": "ask for Sam"})
     partial = client.patch(f"/v1/leads/{lead['id']}", json={"notes": None})
     filtered = client.get("/v1/leads", params={"status": "qualified"}).json()
 

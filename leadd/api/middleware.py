@@ -35,7 +35,7 @@ CORS_ORIGINS = web.AppKey("cors_origins", frozenset)
 _PROTECTED_PREFIX = "/v1/"
 _CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 _CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID, Accept"
-_CORS_EXPOSE = "X-Request-ID, Location, Retry-After, Content-Disposition"
+_CORS_EXPOSE = "X-Request-ID, Location, Retry-After, Content-Disposition, Idempotent-Replayed"
 
 
 def request_middleware(allowed_origins: list[str], redactor: Redactor) -> Middleware:

@@ -58,7 +58,7 @@ class SearchCreate(BaseModel):
     query: str = Field(min_length=1, max_length=200)
     location: str | None = Field(None, min_length=1, max_length=200)
     max_results: int = Field(60, ge=1, le=OSM_MAX_RESULTS)
-    min_rating: float | None = Field(None, ge=0, le=5)
+    min_rating: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
     require: list[Literal["phone", "website"]] = Field(default_factory=list, max_length=2)
     language: Language | None = None
     region: Region | None = None
@@ -72,6 +72,15 @@ class SearchCreate(BaseModel):
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         return sorted(set(value))
+
+    @field_validator("query")
+    @classmethod
+    def _has_words(cls, value: str) -> str:
+        # "!!!" or an emoji alone matches nothing in a text index; without
+        # this check a search over OpenStreetMap returned arbitrary leads.
+        if not any(char.isalnum() for char in value):
+            raise ValueError("must contain a letter or a digit, such as 'roofing contractors'")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -128,6 +137,12 @@ class LeadPatch(BaseModel):
     notes: str | None = Field(None, max_length=5000)
     tags: list[Tag] | None = Field(None, max_length=20)
 
+    @field_validator("tags")
+    @classmethod
+    def _unique_tags(cls, value: list[str] | None) -> list[str] | None:
+        # In the order given, each tag once.
+        return list(dict.fromkeys(value)) if value is not None else None
+
 
 class QueryParams(BaseModel):
     """Query parameters: unknown ones are rejected, so a typo does not pass silently."""
@@ -135,9 +150,13 @@ class QueryParams(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+# SQLite takes 64-bit integers; no list gets near this many leads.
+MAX_OFFSET = 1_000_000_000
+
+
 class _Page(QueryParams):
     limit: int = Field(100, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class SearchListParams(_Page):
@@ -151,7 +170,7 @@ class LeadListParams(_Page):
     q: str | None = Field(None, min_length=1, max_length=200)
     has_phone: bool | None = None
     has_website: bool | None = None
-    min_rating: float | None = Field(None, ge=0, le=5)
+    min_rating: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
     min_score: int | None = Field(None, ge=0, le=100)
     status: Literal["new", "contacted", "qualified", "disqualified"] | None = None
     format: Literal["json", "csv"] | None = None
@@ -170,15 +189,22 @@ async def parse_body(request: web.Request, model: type[M], validation_context: d
         )
     raw = await request.read()
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(400, f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    except RecursionError:
+        raise Problem(400, "the body is not valid JSON: it is nested too deeply", code="malformed_json") from None
     if not isinstance(data, dict):
         raise Problem(422, "the body must be a JSON object", code="invalid_fields", errors=[{"pointer": "#", "detail": "must be an object"}])
     try:
         return model.model_validate(data, context=validation_context)
     except ValidationError as exc:
         raise _invalid(exc, "pointer") from None
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json reads NaN, Infinity and -Infinity, which JSON does not have.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:

@@ -66,7 +66,9 @@ async def create_search(request: web.Request) -> web.Response:
         request_hash=hashlib.sha256(fingerprint.encode()).hexdigest(),
     )
     try:
-        search, created = await context.store.create_search(record, context.settings.max_queued_searches)
+        search, created = await context.store.create_search(
+            record, context.settings.max_queued_searches, context.settings.max_concurrent_searches
+        )
     except QueueFull as exc:
         retry_after = context.jobs.retry_after_s()
         raise Problem(

@@ -63,8 +63,8 @@ class Store:
 
     # Searches
 
-    async def create_search(self, record: SearchRecord, max_queued: int) -> tuple[dict[str, Any], bool]:
-        row, created = await self.db.write(search_rows.insert_search, record, max_queued, utc_now())
+    async def create_search(self, record: SearchRecord, max_queued: int, max_running: int) -> tuple[dict[str, Any], bool]:
+        row, created = await self.db.write(search_rows.insert_search, record, max_queued, max_running, utc_now())
         return search_rows.search_to_json(row), created
 
     async def get_search(self, search_id: str) -> dict[str, Any] | None:

@@ -55,12 +55,16 @@ class SearchRecord:
     request_hash: str
 
 
-def insert_search(conn: sqlite3.Connection, record: SearchRecord, max_queued: int, now: str) -> tuple[sqlite3.Row, bool]:
+def insert_search(
+    conn: sqlite3.Connection, record: SearchRecord, max_queued: int, max_running: int, now: str
+) -> tuple[sqlite3.Row, bool]:
     """Insert a queued search; return (row, created).
 
     With an idempotency key already stored for the same request, return that
     search and created=False. Raises IdempotencyConflict for the same key with
-    another request, and QueueFull when max_queued searches are queued.
+    another request, and QueueFull when max_queued searches would wait: a
+    search that an idle worker (fewer than max_running running) takes at
+    once does not count, so max_queued=0 means "run now or refuse".
     """
     if record.idempotency_key is not None:
         existing = conn.execute(
@@ -70,8 +74,11 @@ def insert_search(conn: sqlite3.Connection, record: SearchRecord, max_queued: in
             if existing["request_hash"] != record.request_hash:
                 raise IdempotencyConflict(existing["id"])
             return existing, False
-    queued = conn.execute("SELECT COUNT(*) FROM searches WHERE state = ?", (QUEUED,)).fetchone()[0]
-    if queued >= max_queued:
+    counts = dict(
+        conn.execute("SELECT state, COUNT(*) FROM searches WHERE state IN (?, ?) GROUP BY state", (QUEUED, RUNNING))
+    )
+    queued, running = counts.get(QUEUED, 0), counts.get(RUNNING, 0)
+    if queued >= max_queued + max(0, max_running - running):
         raise QueueFull(queued)
     search_id = str(uuid.uuid4())
     conn.execute(
