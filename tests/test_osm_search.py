@@ -200,3 +200,10 @@ def test_bundled_import_can_be_turned_off(leadd):
     assert search["state"] == "failed"
     assert search["error"]["code"] == "osm_no_data"
     assert "leadd import-osm" in search["error"]["message"]
+
+
+@pytest.mark.parametrize("text", ["kämp", "KÄMP", "kamp", "Kamp"])
+def test_lead_filter_any_case_or_accent(helsinki, text):
+    leads = helsinki.client().get("/v1/leads", params={"q": text, "limit": 500}).json()["items"]
+
+    assert "Hotel Kämp" in {lead["name"] for lead in leads}

@@ -15,11 +15,10 @@ phone, website and e-mail are read.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping
 
 from leadd.providers.base import Place
-from leadd.store.normalize import phone_e164
+from leadd.store.normalize import normalize_text, phone_e164
 
 __all__ = [
     "BUSINESS_KEYS",
@@ -141,13 +140,6 @@ def element_address(tags: Mapping[str, str]) -> str | None:
     first = " ".join(part for part in (street, number) if part)
     second = " ".join(part for part in (postcode, city) if part)
     return ", ".join(part for part in (first, second) if part) or None
-
-
-def normalize_text(text: str) -> str:
-    """Case-fold, drop diacritics and collapse whitespace, so "Café  Engel" matches "cafe engel"."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return " ".join(stripped.split())
 
 
 def tag_words(key: str, value: str) -> str:

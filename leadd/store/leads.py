@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leadd.providers.base import Page, Place
-from leadd.store.normalize import phone_e164, website_domain
+from leadd.store.normalize import phone_e164, text_words, website_domain
 from leadd.store.scores import LATEST_SCORE_JOIN, SCORE_COLUMNS, SCORE_SORTS, lead_score_json, search_score_join
 
 __all__ = [
@@ -211,9 +211,18 @@ class LeadQuery:
             clauses.append("leads.source = ?")
             params.append(self.source)
         if self.text:
-            clauses.append("(leads.name LIKE ? ESCAPE '\\' OR leads.address LIKE ? ESCAPE '\\')")
+            # LIKE finds the text inside names and addresses, ignoring the
+            # case of ASCII letters only. The full-text index adds names whose
+            # words start with the text's words in any case or accent
+            # ("kamp" finds "Hotel Kämp").
             pattern = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            text_clause = "leads.name LIKE ? ESCAPE '\\' OR leads.address LIKE ? ESCAPE '\\'"
             params += [pattern, pattern]
+            words = text_words(self.text)
+            if words:
+                text_clause += " OR leads.id IN (SELECT rowid FROM leads_fts WHERE leads_fts MATCH ?)"
+                params.append(" AND ".join(f'name : "{word}" *' for word in words))
+            clauses.append(f"({text_clause})")
         if self.has_phone is not None:
             clauses.append("leads.phone IS NOT NULL" if self.has_phone else "leads.phone IS NULL")
         if self.has_website is not None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-__all__ = ["phone_e164", "website_domain"]
+__all__ = ["normalize_text", "phone_e164", "text_words", "website_domain"]
+
+_WORD = re.compile(r"\w+")
 
 
 def phone_e164(international: str | None, national: str | None, region: str | None) -> str | None:
@@ -56,3 +60,15 @@ def website_domain(url: str | None) -> str | None:
         return None
     host = host.rstrip(".").lower()
     return host.removeprefix("www.")
+
+
+def normalize_text(text: str) -> str:
+    """Case-fold, drop diacritics and collapse whitespace, so "Café  Engel" matches "cafe engel"."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return " ".join(stripped.split())
+
+
+def text_words(text: str) -> list[str]:
+    """Return the words of ``text`` after normalize_text: letters, digits and underscores."""
+    return _WORD.findall(normalize_text(text))
