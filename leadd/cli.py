@@ -57,22 +57,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = _load(args)
     except ConfigError as exc:
-        # Same JSON lines as a running daemon, so journald shows them alike;
-        # the secrets are read raw, as the settings did not validate.
-        setup_logging("info", secrets=[os.environ.get(name, "") for name in secret_variables()])
-        for problem in exc.problems:
-            log.error(
-                "invalid configuration: %s",
-                problem,
-                extra={"event": "config_invalid", "variable": problem.variable},
-            )
-        log.error(
-            "not starting: fix the variables above (leadd check-config lists them)",
-            extra={"event": "startup_failed", "exit_status": EX_CONFIG},
-        )
-        return EX_CONFIG
+        # The secrets are read raw, as the settings did not validate.
+        return _refuse_to_start(exc.problems, [os.environ.get(name, "") for name in secret_variables()])
 
-    redactor = setup_logging(settings.log_level.value, settings.log_file, settings.secret_values())
+    try:
+        redactor = setup_logging(settings.log_level.value, settings.log_file, settings.secret_values())
+    except OSError as exc:
+        problem = ConfigProblem(
+            "LEADD_LOG_FILE", f"cannot open {settings.log_file}: {exc.strerror}; point it at a writable folder"
+        )
+        return _refuse_to_start([problem], settings.secret_values())
     for warning in unknown_variables():
         log.warning(warning, extra={"event": "config_unknown_variable"})
 
@@ -80,6 +74,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from leadd.systemd import Notifier
 
     return asyncio.run(Daemon(settings, redactor, Notifier()).run())
+
+
+def _refuse_to_start(problems: list[ConfigProblem], secrets: list[str]) -> int:
+    """Log each configuration problem as the daemon's JSON lines (so journald shows them alike); return 78."""
+    setup_logging("info", secrets=secrets)
+    for problem in problems:
+        log.error("invalid configuration: %s", problem, extra={"event": "config_invalid", "variable": problem.variable})
+    log.error(
+        "not starting: fix the variables above (leadd check-config lists them)",
+        extra={"event": "startup_failed", "exit_status": EX_CONFIG},
+    )
+    return EX_CONFIG
 
 
 def _with_settings(command: Callable[[argparse.Namespace, Settings], int]) -> Callable[[argparse.Namespace], int]:

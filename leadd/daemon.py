@@ -18,7 +18,7 @@ from aiohttp import web
 from leadd import __version__
 from leadd.api.app import make_app
 from leadd.api.context import ApiContext
-from leadd.config import Settings
+from leadd.config import EX_CONFIG, Settings
 from leadd.jobs import JobManager
 from leadd.jobs.runner import SearchRunner
 from leadd.logging import JsonAccessLogger, Redactor
@@ -27,7 +27,7 @@ from leadd.providers import Providers
 from leadd.providers.osm import register_osm
 from leadd.release import release_id
 from leadd.scoring import Scorer
-from leadd.store import Store, StoreError
+from leadd.store import Store, StoreError, StorePathError
 from leadd.systemd import LoopMonitor, Notifier
 
 __all__ = ["Daemon", "StartupError"]
@@ -46,6 +46,11 @@ _OSM_IMPORT_EXTEND_S = 60.0
 
 class StartupError(Exception):
     """The daemon cannot start; the message names what failed and what to check."""
+
+    def __init__(self, message: str, exit_status: int = 1) -> None:
+        super().__init__(message)
+        # EX_CONFIG (78) for a setting that cannot work, which systemd does not restart.
+        self.exit_status = exit_status
 
 
 class Daemon:
@@ -74,9 +79,9 @@ class Daemon:
         try:
             await self.start()
         except StartupError as exc:
-            log.error("start-up failed: %s", exc, extra={"event": "startup_failed"})
+            log.error("start-up failed: %s", exc, extra={"event": "startup_failed", "exit_status": exc.exit_status})
             await self.stop()
-            return 1
+            return exc.exit_status
         await self._stop.wait()
         await self.stop()
         return 0
@@ -87,6 +92,8 @@ class Daemon:
         self.store = Store(settings.database_path)
         try:
             await self.store.open(on_migration=self._on_migration)
+        except StorePathError as exc:
+            raise StartupError(f"{exc}; set LEADD_STATE_DIR to a folder this user can write", EX_CONFIG) from exc
         except StoreError as exc:
             raise StartupError(f"{exc}; check LEADD_STATE_DIR and the file's owner") from exc
         # Before the workers start, so that the first search finds the data.

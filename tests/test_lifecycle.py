@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 
+import pytest
 import requests
 
 from tests.helpers import DaemonProcess, wait_for
@@ -140,6 +141,25 @@ def test_bad_config_exits_78_before_binding(leadd, tmp_path):
     problems = daemon.events("config_invalid")
     assert {problem["variable"] for problem in problems} == {"LEADD_MAX_CONCURRENT_SEARCHES", "LEADD_API_TOKEN"}
     assert "Tok3n-xyz" not in daemon.log_text()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    # /proc takes no new folders, even from root, while config validation
+    # only sees an existing folder above the path.
+    [("LEADD_LOG_FILE", "/proc/leadd-test/leadd.log"), ("LEADD_STATE_DIR", "/proc/leadd-test")],
+)
+def test_unusable_path_exits_78(leadd, tmp_path, variable, value):
+    daemon = DaemonProcess(tmp_path / "paths", env={variable: value})
+    daemon.start(wait=False)
+    assert daemon.process is not None
+
+    status = daemon.process.wait(20)
+
+    assert status == 78
+    assert _connect_refused(daemon.port)
+    assert variable in daemon.log_text()
+    assert daemon.events("startup_failed")[0]["exit_status"] == 78
 
 
 def test_port_in_use_fails_start(leadd, tmp_path):

@@ -12,7 +12,7 @@ from typing import Any
 from leadd.providers.base import Area, Page, Place
 from leadd.store import leads as lead_rows
 from leadd.store import searches as search_rows
-from leadd.store.db import Database, StoreError
+from leadd.store.db import Database, StoreError, StorePathError
 from leadd.store.leads import LeadQuery
 from leadd.store.searches import IdempotencyConflict, QueueFull, SearchRecord
 
@@ -23,6 +23,7 @@ __all__ = [
     "SearchRecord",
     "Store",
     "StoreError",
+    "StorePathError",
     "utc_now",
 ]
 

@@ -34,6 +34,10 @@ class StoreError(Exception):
     """The SQLite store cannot be opened, migrated or written."""
 
 
+class StorePathError(StoreError):
+    """The store's folder or file cannot be created or opened: a configuration problem."""
+
+
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         uri = f"file:{path}?mode=ro"
@@ -66,11 +70,15 @@ class Database:
         """Open both connections and apply pending migrations.
 
         Raises StoreError with the path and the cause when the file cannot be
-        opened or migrated.
+        opened or migrated, StorePathError when the folder or the file cannot
+        be created or opened at all.
         """
         loop = asyncio.get_running_loop()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorePathError(f"cannot create the folder {self.path.parent}: {exc.strerror}") from exc
+        try:
             self._writer = await loop.run_in_executor(self._writer_pool, _connect, self.path)
             self.schema_version = await loop.run_in_executor(
                 self._writer_pool, apply_migrations, self._writer, on_migration
@@ -78,7 +86,10 @@ class Database:
             self._reader = await loop.run_in_executor(self._reader_pool, _connect, self.path, True)
         except (sqlite3.Error, OSError) as exc:
             await self.close()
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+            # SQLite's wording for a file it cannot create or open (permissions,
+            # a folder in its place); a locked or corrupt file is another error.
+            error = StorePathError if "unable to open database file" in str(exc) else StoreError
+            raise error(f"cannot open the store {self.path}: {exc}") from exc
 
     async def write(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(connection, *args)`` in one IMMEDIATE transaction on the writer thread."""
