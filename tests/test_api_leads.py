@@ -10,8 +10,9 @@ import socket
 import sqlite3
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
-from leadd.api.csv_export import CSV_COLUMNS, _cell
+from leadd.api.csv_export import CSV_COLUMNS, _cell, wants_csv
 from tests.helpers import wait_for
 
 
@@ -124,6 +125,25 @@ def test_csv_client_gone_is_no_error(leadd, google_env, places_new):
     assert interrupted[0]["request_id"] == "gone-1"
     assert access[0]["status"] == 200
     assert daemon.events("http_internal_error") == []
+
+
+@pytest.mark.parametrize(
+    ("accept", "csv_wanted"),
+    [
+        ("text/csv", True),
+        ("text/csv, application/json;q=0.1", True),
+        ("application/json, text/csv", False),
+        ("text/csv;q=0.5, application/json", False),
+        ("application/json;q=0.5, text/csv;q=0.9", True),
+        ("text/csv;q=0", False),
+        ("*/*", False),
+        ("", False),
+    ],
+)
+def test_accept_header_q_values(accept, csv_wanted):
+    request = make_mocked_request("GET", "/v1/leads", headers={"Accept": accept})
+
+    assert wants_csv(request, None) is csv_wanted
 
 
 def test_csv_honours_explicit_limit(loaded):

@@ -6,6 +6,7 @@ import re
 
 from leadd import __version__
 from leadd.osm.tags import lead_tags
+from leadd.providers.osm import OsmGeocoder
 from tests.standins.nominatim import load_body
 
 USER_AGENT = f"leadd/{__version__} (leadd-tests@example.com)"
@@ -222,3 +223,12 @@ def test_overpass_rejection_outside_coverage_fails(leadd, osm_env, overpass, nom
     assert search["error"]["code"] == "overpass_400"
     assert re.search(r"HTTP 400", search["error"]["message"])
     assert len(overpass.requests("interpreter")) == 1
+
+
+def test_location_miss_hint_fits_settings():
+    without_google = OsmGeocoder(None, None, google_configured=False).miss_hint  # type: ignore[arg-type]
+    with_google = OsmGeocoder(None, None, google_configured=True).miss_hint  # type: ignore[arg-type]
+
+    assert "GOOGLE_PLACES_API_KEY" in without_google
+    assert "GOOGLE_PLACES_API_KEY" not in with_google
+    assert '"provider": "places_new"' in with_google

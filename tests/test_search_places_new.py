@@ -175,7 +175,9 @@ def test_retries_exhausted_keep_found_leads(leadd, google_env, places_new):
 
     assert search["state"] == "failed"
     assert search["error"]["code"] == "places_new_500"
-    assert "HTTP 500" in search["error"]["message"]
+    # The stand-in's 500 has no Google error object: the status alone, once.
+    assert "Places API (New) returned HTTP 500" in search["error"]["message"]
+    assert search["error"]["message"].count("500") == 1, search["error"]["message"]
     assert search["progress"]["leads_stored"] == 20
     assert client.get(f"/v1/searches/{search['id']}/leads").json()["total"] == 20
     assert len(places_new.requests("search_text")) == 4

@@ -68,10 +68,30 @@ _PLAIN_PHONE = re.compile(r"^\+?[0-9 ().\-/]+$")
 
 
 def wants_csv(request: web.Request, format_param: str | None) -> bool:
+    """Tell whether to answer with CSV: ``format`` wins, else the Accept header's preference.
+
+    CSV only when the client ranks text/csv above application/json (by
+    q-value, then by order); JSON stays the default.
+    """
     if format_param is not None:
         return format_param == "csv"
-    accept = request.headers.get("Accept", "")
-    return "text/csv" in accept and "application/json" not in accept
+    ranks: dict[str, tuple[float, int]] = {}
+    for position, item in enumerate(request.headers.get("Accept", "").split(",")):
+        media_type, *parameters = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranks.setdefault(media_type.lower(), (quality, -position))
+    csv_rank = ranks.get("text/csv")
+    if csv_rank is None or csv_rank[0] <= 0:
+        return False
+    json_rank = ranks.get("application/json")
+    return json_rank is None or csv_rank > json_rank
 
 
 def _cell(value: Any) -> Any:

@@ -61,18 +61,23 @@ class OsmGeocoder:
     name = "osm"
     calls_kind = "nominatim"  # the gazetteer makes no upstream call
 
-    def __init__(self, store: Store, nominatim: NominatimGeocoder | None) -> None:
+    def __init__(self, store: Store, nominatim: NominatimGeocoder | None, google_configured: bool = False) -> None:
         self._store = store
         self._nominatim = nominatim
+        self._google_configured = google_configured
 
     @property
     def miss_hint(self) -> str:
         if self._nominatim is not None:
             return "neither the imported OpenStreetMap extracts nor Nominatim know it; check the spelling or add the country"
+        google = (
+            'or search with Google ("provider": "places_new")'
+            if self._google_configured
+            else "or GOOGLE_PLACES_API_KEY to search with Google"
+        )
         return (
             "without Nominatim only places in the imported OpenStreetMap extracts are known (the bundled one "
-            "covers central Helsinki); set LEADD_NOMINATIM_URL to look up other places, or GOOGLE_PLACES_API_KEY "
-            "to search with Google"
+            f"covers central Helsinki); set LEADD_NOMINATIM_URL to look up other places, {google}"
         )
 
     async def geocode(self, text: str, *, region: str | None, language: str | None) -> tuple[Area | None, int]:
@@ -263,5 +268,6 @@ def register_osm(providers: Providers, settings: Settings, store: Store) -> OsmP
         "overpass": "configured" if overpass else "disabled",
         "nominatim": "configured" if nominatim else "disabled",
     }
-    providers.register("osm", provider, OsmGeocoder(store, nominatim), states=states)
+    geocoder = OsmGeocoder(store, nominatim, google_configured=settings.google_places_api_key is not None)
+    providers.register("osm", provider, geocoder, states=states)
     return provider

@@ -178,15 +178,20 @@ def _decode(status: int, raw: bytes, retry_after: float | None) -> dict[str, Any
     error = data.get("error") if isinstance(data, dict) else None
     error = error if isinstance(error, dict) else {}
     google_status = str(error.get("status") or status)
-    google_message = str(error.get("message") or f"HTTP {status}")
-    message = f"Places API (New) returned HTTP {status} {google_status}: {google_message}"
+    google_message = str(error.get("message") or "").strip()
+    # A body without Google's error object (a proxy's page) leaves only the HTTP status.
+    message = f"Places API (New) returned HTTP {status}"
+    if google_status != str(status):
+        message += f" {google_status}"
+    if google_message:
+        message += f": {google_message}"
     if status == 429 or status >= 500:
         raise TransientUpstreamError(_UPSTREAM, message, status=google_status, http_status=status, retry_after=retry_after)
     user_message = message
     if status in (401, 403):
-        user_message = f"{_PERMISSION_HINT} ({google_status}: {google_message})"
+        user_message = f"{_PERMISSION_HINT} ({google_status}: {google_message or 'no message'})"
     elif status == 400:
-        user_message = f"Google rejected the search request as invalid ({google_status}: {google_message})"
+        user_message = f"Google rejected the search request as invalid ({google_status}: {google_message or 'no message'})"
     elif status == 404:
         user_message = f"{message}; check LEADD_GOOGLE_PLACES_BASE_URL"
     raise PermanentUpstreamError(_UPSTREAM, message, status=google_status, http_status=status, user_message=user_message)
