@@ -146,6 +146,17 @@ def test_accept_header_q_values(accept, csv_wanted):
     assert wants_csv(request, None) is csv_wanted
 
 
+def test_csv_byte_order_mark_on_request(loaded):
+    _, client, _ = loaded
+
+    plain = client.get("/v1/leads", params={"format": "csv"})
+    for_excel = client.get("/v1/leads", params={"format": "csv", "bom": "true"})
+
+    assert not plain.content.startswith(b"\xef\xbb\xbf")
+    assert for_excel.content.startswith(b"\xef\xbb\xbf")
+    assert for_excel.content[3:] == plain.content
+
+
 def test_csv_honours_explicit_limit(loaded):
     _, client, _ = loaded
 

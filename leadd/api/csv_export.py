@@ -103,12 +103,18 @@ def _cell(value: Any) -> Any:
 
 
 async def stream_leads_csv(
-    request: web.Request, store: Store, query: LeadQuery, filename: str, export_all: bool
+    request: web.Request,
+    store: Store,
+    query: LeadQuery,
+    filename: str,
+    export_all: bool,
+    byte_order_mark: bool = False,
 ) -> web.StreamResponse:
     """Write the leads matching ``query`` as CSV with a header row.
 
     With ``export_all`` the query's limit and offset are ignored and every
-    matching lead is written.
+    matching lead is written. ``byte_order_mark`` starts the file with
+    U+FEFF, which Excel needs to read it as UTF-8.
     """
     response = web.StreamResponse(
         headers={
@@ -125,7 +131,7 @@ async def stream_leads_csv(
     await prepare_streamed(request, response)
     rows = 0
     try:
-        rows = await _write_rows(response, store, query, export_all)
+        rows = await _write_rows(response, store, query, export_all, byte_order_mark)
         await response.write_eof()
     except ConnectionError:
         # The client closed the connection (a cancelled download). aiohttp
@@ -137,9 +143,13 @@ async def stream_leads_csv(
     return response
 
 
-async def _write_rows(response: web.StreamResponse, store: Store, query: LeadQuery, export_all: bool) -> int:
+async def _write_rows(
+    response: web.StreamResponse, store: Store, query: LeadQuery, export_all: bool, byte_order_mark: bool
+) -> int:
     """Write the header row and the leads in chunks; return how many leads were written."""
     buffer = io.StringIO()
+    if byte_order_mark:
+        buffer.write("\ufeff")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([header for header, _ in CSV_COLUMNS])
 

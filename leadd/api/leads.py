@@ -59,7 +59,9 @@ async def lead_list_response(request: web.Request, search_id: str | None = None)
         day = datetime.now(UTC).strftime("%Y%m%d")
         scope = f"search-{search_id[:8]}" if search_id else "all"
         export_all = "limit" not in request.query and "offset" not in request.query
-        return await stream_leads_csv(request, context.store, query, f"leads-{scope}-{day}.csv", export_all)
+        return await stream_leads_csv(
+            request, context.store, query, f"leads-{scope}-{day}.csv", export_all, byte_order_mark=params.bom
+        )
     items, total = await context.store.list_leads(query)
     return _json(page_body(request, items, total, query.limit, query.offset))
 

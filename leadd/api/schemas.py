@@ -174,6 +174,7 @@ class LeadListParams(_Page):
     min_score: int | None = Field(None, ge=0, le=100)
     status: Literal["new", "contacted", "qualified", "disqualified"] | None = None
     format: Literal["json", "csv"] | None = None
+    bom: bool = False
 
 
 async def parse_body(request: web.Request, model: type[M], validation_context: dict[str, Any] | None = None) -> M:
