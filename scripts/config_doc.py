@@ -20,7 +20,10 @@ INTRO = """# Configuration
 leadd reads its settings from environment variables. Under systemd they come
 from `/etc/leadd/leadd.env` (`EnvironmentFile=`, written by the Ansible role);
 in development from the environment and a `.env` file in the working
-directory (the environment wins). `.env.example` has every variable with a
+directory (the environment wins). `--env-file FILE` or `LEADD_ENV_FILE`
+names another file. Under systemd (which sets `INVOCATION_ID`) no `./.env`
+is read unless one of those names it, so a stray file in the working
+directory cannot add settings. `.env.example` has every variable with a
 comment. `leadd check-config` loads them as `leadd serve` would and lists
 every invalid or missing one by name. `leadd serve` with unusable settings
 exits with status 78 before binding anything.
