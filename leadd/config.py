@@ -423,7 +423,8 @@ class Settings(BaseSettings):
             if name in SECRET_FIELDS:
                 shown = "configured" if value is not None else "missing"
             elif value is None:
-                shown = "(unset)"
+                # An empty live OpenStreetMap URL turns that service off.
+                shown = "(disabled)" if name in _SERVICE_URL_FIELDS else "(unset)"
             elif isinstance(value, list):
                 shown = ",".join(value) or "(none)"
             else:
@@ -434,6 +435,7 @@ class Settings(BaseSettings):
 
 
 SECRET_FIELDS = frozenset({"google_places_api_key", "api_token", "openai_api_key"})
+_SERVICE_URL_FIELDS = frozenset({"overpass_url", "nominatim_url"})
 
 
 def secret_variables() -> list[str]:

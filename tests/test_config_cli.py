@@ -29,6 +29,16 @@ def test_check_config_valid_shows_secrets_as_state(tmp_path):
     assert "LEADD_PORT" in result.stdout
 
 
+def test_check_config_empty_osm_urls_disabled(tmp_path):
+    result = run_leadd(["check-config"], {"LEADD_OVERPASS_URL": "", "LEADD_NOMINATIM_URL": ""}, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(None, 1) for line in result.stdout.splitlines() if line.startswith("LEADD_"))
+    assert lines["LEADD_OVERPASS_URL"].strip() == "(disabled)"
+    assert lines["LEADD_NOMINATIM_URL"].strip() == "(disabled)"
+    assert lines["LEADD_LOG_FILE"].strip() == "(unset)"
+
+
 def test_check_config_missing_secret_shown_as_missing(tmp_path):
     result = run_leadd(["check-config"], {}, tmp_path)
 
