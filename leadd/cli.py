@@ -81,6 +81,8 @@ def _refuse_to_start(problems: list[ConfigProblem], secrets: list[str]) -> int:
     setup_logging("info", secrets=secrets)
     for problem in problems:
         log.error("invalid configuration: %s", problem, extra={"event": "config_invalid", "variable": problem.variable})
+    for warning in unknown_variables():
+        log.warning(warning, extra={"event": "config_unknown_variable"})
     log.error(
         "not starting: fix the variables above (leadd check-config lists them)",
         extra={"event": "startup_failed", "exit_status": EX_CONFIG},
@@ -97,6 +99,9 @@ def _with_settings(command: Callable[[argparse.Namespace, Settings], int]) -> Ca
             settings = _load(args)
         except ConfigError as exc:
             print(exc.render(), file=sys.stderr)
+            # A misspelt name often explains a missing or default value above.
+            for warning in unknown_variables():
+                print(f"warning: {warning}", file=sys.stderr)
             return EX_CONFIG
         return command(args, settings)
 

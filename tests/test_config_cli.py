@@ -84,6 +84,14 @@ def test_dot_env_ignored_under_systemd(tmp_path):
     assert any(line.split() == ["LEADD_PORT", "5057"] for line in result.stdout.splitlines())
 
 
+def test_check_config_invalid_still_warns_unknown(tmp_path):
+    result = run_leadd(["check-config"], {"LEADD_MAX_CONCURRENT_SEARCHES": "zero", "LEADD_PROT": "8080"}, tmp_path)
+
+    assert result.returncode == 78
+    assert "LEADD_MAX_CONCURRENT_SEARCHES" in result.stderr
+    assert "LEADD_PROT: unknown variable, ignored; did you mean LEADD_PORT?" in result.stderr
+
+
 def test_check_config_missing_env_file_is_78(tmp_path):
     result = run_leadd(["check-config", "--env-file", str(tmp_path / "absent.env")], {}, tmp_path)
 
