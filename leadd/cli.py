@@ -58,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = _load(args)
     except ConfigError as exc:
         # The secrets are read raw, as the settings did not validate.
-        return _refuse_to_start(exc.problems, [os.environ.get(name, "") for name in secret_variables()])
+        return _exit_invalid_config(exc.problems, [os.environ.get(name, "") for name in secret_variables()])
 
     try:
         redactor = setup_logging(settings.log_level.value, settings.log_file, settings.secret_values())
@@ -66,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         problem = ConfigProblem(
             "LEADD_LOG_FILE", f"cannot open {settings.log_file}: {exc.strerror}; point it at a writable folder"
         )
-        return _refuse_to_start([problem], settings.secret_values())
+        return _exit_invalid_config([problem], settings.secret_values())
     for warning in unknown_variables():
         log.warning(warning, extra={"event": "config_unknown_variable"})
 
@@ -76,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(Daemon(settings, redactor, Notifier()).run())
 
 
-def _refuse_to_start(problems: list[ConfigProblem], secrets: list[str]) -> int:
+def _exit_invalid_config(problems: list[ConfigProblem], secrets: list[str]) -> int:
     """Log each configuration problem as the daemon's JSON lines (so journald shows them alike); return 78."""
     setup_logging("info", secrets=secrets)
     for problem in problems:

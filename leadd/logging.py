@@ -194,15 +194,11 @@ class _LineWriting(logging.StreamHandler):  # type: ignore[type-arg]
                 super().flush()
             except Exception:
                 # handleError prints the failure to stderr and returns, as for
-                # a failed emit, so a full disk never raises into a request.
+                # a failed emit, so a full disk does not raise into the caller.
                 self.handleError(logging.makeLogRecord({"msg": "access lines"}))
 
     def _before_write(self) -> None:
         pass
-
-
-class _StderrHandler(_LineWriting):
-    pass
 
 
 class _FileHandler(logging.handlers.WatchedFileHandler, _LineWriting):
@@ -245,7 +241,7 @@ def setup_logging(level: str = "info", log_file: Path | None = None, secrets: It
         root.removeHandler(handler)
         handler.close()
 
-    stderr = _StderrHandler(sys.stderr)
+    stderr = _LineWriting(sys.stderr)
     stderr.setFormatter(_Formatter(redactor, syslog_prefix=_stderr_is_journal()))
     stderr.addFilter(_ContextFilter())
     root.addHandler(stderr)

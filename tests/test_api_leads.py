@@ -88,7 +88,7 @@ def test_csv_head_then_get_same_connection(loaded):
     connection.request("HEAD", "/v1/leads?format=csv")
     head = connection.getresponse()
     head_body = head.read()
-    # A body sent after the HEAD answer would be read as the next status line.
+    # A body sent after the HEAD response would be read as the next status line.
     connection.request("GET", "/health")
     health = connection.getresponse()
     health_body = json.loads(health.read())

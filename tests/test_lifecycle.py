@@ -146,7 +146,7 @@ def test_bad_config_exits_78_before_binding(leadd, tmp_path):
 @pytest.mark.parametrize(
     ("variable", "value"),
     # /proc takes no new folders, even from root, while config validation
-    # only sees an existing folder above the path.
+    # only checks the existing folder above the path.
     [("LEADD_LOG_FILE", "/proc/leadd-test/leadd.log"), ("LEADD_STATE_DIR", "/proc/leadd-test")],
 )
 def test_unusable_path_exits_78(leadd, tmp_path, variable, value):

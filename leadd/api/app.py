@@ -21,7 +21,8 @@ def make_app(context: ApiContext) -> web.Application:
     # Outermost first: the request id exists before any error is rendered,
     # and preflights pass before the token check. Middlewares that would do
     # nothing with these settings are left out: each costs every request.
-    middlewares = [request_middleware(settings.cors_origins, context.redactor)]
+    origins = frozenset(settings.cors_origins)
+    middlewares = [request_middleware(origins, context.redactor)]
     if settings.cors_origins:
         middlewares.append(cors_preflight_middleware(settings.cors_origins))
     if settings.api_token is not None:
@@ -29,7 +30,7 @@ def make_app(context: ApiContext) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
     app[CONTEXT] = context
     app[MAX_BODY_KEY] = MAX_BODY_BYTES
-    app[CORS_ORIGINS] = frozenset(settings.cors_origins)
+    app[CORS_ORIGINS] = origins
     app.add_routes(health.routes)
     app.add_routes(searches.routes)
     app.add_routes(leads.routes)

@@ -68,7 +68,7 @@ _PLAIN_PHONE = re.compile(r"^\+?[0-9 ().\-/]+$")
 
 
 def wants_csv(request: web.Request, format_param: str | None) -> bool:
-    """Tell whether to answer with CSV: ``format`` wins, else the Accept header's preference.
+    """Tell whether to respond with CSV: ``format`` wins, else the Accept header's preference.
 
     CSV only when the client ranks text/csv above application/json (by
     q-value, then by order); JSON stays the default.

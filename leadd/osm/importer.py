@@ -14,7 +14,7 @@ Python receives only the few elements that matter:
    that keeps the bounding boxes of the member ways found in pass 1. After
    the pass, each kept relation is placed at the centre of its members.
 
-Memory contains one batch of rows and the members of kept relations; above
+Memory contains one batch of rows and the members of kept relations. Above
 the small-file limit, node locations live in the index file, whose pages
 the kernel may drop, so the process's anonymous memory does not grow with
 the extract. A truncated or
