@@ -129,31 +129,29 @@ async def stream_leads_csv(
         return response
     response.enable_chunked_encoding()
     await prepare_streamed(request, response)
-    rows = 0
     try:
-        rows = await _write_rows(response, store, query, export_all, byte_order_mark)
+        await _write_rows(response, store, query, export_all, byte_order_mark)
         await response.write_eof()
     except ConnectionError:
         # The client closed the connection (a cancelled download). aiohttp
         # logs the request and closes its side; this is no server error.
         log.info(
             "the client closed the connection during a CSV export",
-            extra={"event": "csv_export_interrupted", "rows_written": rows},
+            extra={"event": "csv_export_interrupted"},
         )
     return response
 
 
 async def _write_rows(
     response: web.StreamResponse, store: Store, query: LeadQuery, export_all: bool, byte_order_mark: bool
-) -> int:
-    """Write the header row and the leads in chunks; return how many leads were written."""
+) -> None:
+    """Write the header row and the leads in chunks of _CHUNK_ROWS."""
     buffer = io.StringIO()
     if byte_order_mark:
         buffer.write("\ufeff")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([header for header, _ in CSV_COLUMNS])
 
-    written = 0
     remaining = None if export_all else query.limit
     offset = 0 if export_all else query.offset
     while remaining is None or remaining > 0:
@@ -162,7 +160,6 @@ async def _write_rows(
         for lead in leads:
             writer.writerow([_cell(read(lead)) for _, read in CSV_COLUMNS])
         await response.write(buffer.getvalue().encode("utf-8"))
-        written += len(leads)
         buffer.seek(0)
         buffer.truncate()
         offset += len(leads)
@@ -170,4 +167,3 @@ async def _write_rows(
             remaining -= len(leads)
         if len(leads) < size:
             break
-    return written
